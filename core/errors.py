@@ -1,0 +1,34 @@
+"""Exceptions that callers can act on.
+
+Every error raised for bad caller input derives from `FLRError` and from `ValueError`, and its
+message names where the problem is (file, line or row, field) and what to do about it. The UI
+turns these into `gr.Error`, the CLI into a one-line message and a non-zero exit.
+"""
+
+
+class FLRError(Exception):
+    """Base class of every error FLR Studio raises on purpose."""
+
+
+class InputError(FLRError, ValueError):
+    """Caller input that cannot be used as given."""
+
+
+class ConversationError(InputError):
+    """A conversation that cannot be parsed or scored."""
+
+
+class FollowupSetError(InputError):
+    """A follow-up set file or mapping that is malformed."""
+
+
+class BenchmarkFormatError(InputError):
+    """A benchmark, rating or ranking file that cannot be read."""
+
+
+class ConfigError(InputError):
+    """A scoring setting with an unknown or inconsistent value."""
+
+
+class ModelLoadError(FLRError, RuntimeError):
+    """A model or tokenizer that could not be loaded."""

@@ -1,0 +1,96 @@
+"""Typed results of scoring one conversation, and their table and JSON forms.
+
+Category reward = mean positive - mean negative follow-up score; overall FLR = mean of the
+category rewards. The DataFrame column names used across the project live in `core.columns`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Any
+
+import pandas as pd
+
+from core import columns as C
+from core.followups import NEGATIVE, POSITIVE
+
+
+@dataclass(frozen=True)
+class CategoryScore:
+    name: str
+    positive: tuple[float, ...]
+    negative: tuple[float, ...]
+    positive_texts: tuple[str, ...] = ()
+    negative_texts: tuple[str, ...] = ()
+
+    @property
+    def mean_positive(self) -> float:
+        return fmean(self.positive)
+
+    @property
+    def mean_negative(self) -> float:
+        return fmean(self.negative)
+
+    @property
+    def flr(self) -> float:
+        return self.mean_positive - self.mean_negative
+
+
+@dataclass(frozen=True)
+class ConversationScore:
+    """Follow-up scores of one conversation, per category, in the follow-up set's order."""
+
+    categories: tuple[CategoryScore, ...]
+    warnings: tuple[str, ...] = ()
+    dropped_turns: int = 0  # utterances cut from the left to fit the model's context
+    context_tokens: int = 0
+
+    @property
+    def flr(self) -> float:
+        return fmean(c.flr for c in self.categories)
+
+    @property
+    def truncated(self) -> bool:
+        return self.dropped_turns > 0
+
+    def category(self, name: str) -> CategoryScore:
+        for c in self.categories:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON shape of `score` output: overall `flr` plus per-category lists."""
+        record: dict[str, Any] = {
+            "flr": self.flr,
+            "categories": {
+                c.name: {POSITIVE: list(c.positive), NEGATIVE: list(c.negative), "flr": c.flr}
+                for c in self.categories
+            },
+        }
+        if self.truncated:
+            record["truncated_utterances"] = self.dropped_turns
+        if self.warnings:
+            record["warnings"] = list(self.warnings)
+        return record
+
+    def category_frame(self) -> pd.DataFrame:
+        """One row per category: mean positive, mean negative, reward."""
+        return pd.DataFrame(
+            [{C.CATEGORY: c.name, C.MEAN_POSITIVE: c.mean_positive,
+              C.MEAN_NEGATIVE: c.mean_negative, C.REWARD: c.flr} for c in self.categories],
+            columns=[C.CATEGORY, C.MEAN_POSITIVE, C.MEAN_NEGATIVE, C.REWARD],
+        )
+
+    def followup_frame(self) -> pd.DataFrame:
+        """One row per follow-up utterance with its score."""
+        rows = []
+        for c in self.categories:
+            for polarity, values, texts in ((POSITIVE, c.positive, c.positive_texts),
+                                            (NEGATIVE, c.negative, c.negative_texts)):
+                for i, value in enumerate(values):
+                    rows.append({C.CATEGORY: c.name, C.POLARITY: polarity,
+                                 C.FOLLOWUP: texts[i] if i < len(texts) else "",
+                                 C.SCORE: value})
+        return pd.DataFrame(rows, columns=[C.CATEGORY, C.POLARITY, C.FOLLOWUP, C.SCORE])
