@@ -131,9 +131,15 @@ def from_text(text: str, where: str = "pasted text") -> Conversation:
     for lineno, line in enumerate(text.splitlines(), start=1):
         match = _PREFIX.match(line)
         if match:
+            new_role = _ROLE_ALIASES[match.group(1).lower()]
+            if new_role == SYSTEM and role is not None:
+                raise ConversationError(
+                    f"{where}, line {lineno}: a 'System:' turn may only come first, before the "
+                    "first 'User:' turn"
+                )
             if role is not None:
                 system, turns = _close_turn(role, current, system, turns)
-            role = _ROLE_ALIASES[match.group(1).lower()]
+            role = new_role
             current = [line[match.end():]]
         elif role is None:
             if line.strip():
