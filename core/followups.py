@@ -79,12 +79,15 @@ class FollowupSet:
 def followups_from_mapping(data: Any, where: str = "follow-up set") -> FollowupSet:
     """Validate `{"<category>": {"positive": [...], "negative": [...]}}`."""
     if not isinstance(data, Mapping) or not data:
+        got = "an empty object" if isinstance(data, Mapping) else type(data).__name__
         raise FollowupSetError(
             f'{where}: expected an object like {{"relevance": {{"positive": [...], '
-            f'"negative": [...]}}}}; got {type(data).__name__ if data else "an empty object"}'
+            f'"negative": [...]}}}}; got {got}'
         )
     categories = []
     for name, lists in data.items():
+        if not isinstance(name, str) or not name.strip():
+            raise FollowupSetError(f"{where}: category names must be non-empty strings; got {name!r}")
         if not isinstance(lists, Mapping):
             raise FollowupSetError(f"{where}: category {name!r} must be an object with 'positive' and 'negative' lists")
         extra = set(lists) - {POSITIVE, NEGATIVE}
@@ -122,12 +125,30 @@ def load_followups(path: str | Path | None = None) -> FollowupSet:
 
 def parse_followups(text: str, where: str = "follow-up set") -> FollowupSet:
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as err:
         raise FollowupSetError(
             f"{where}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
         ) from None
+    except _DuplicateKey as dup:
+        # json.loads would otherwise keep only the last copy of a repeated category.
+        raise FollowupSetError(
+            f"{where}: {dup.args[0]!r} appears twice in one object; merge the two or rename one"
+        ) from None
     return followups_from_mapping(data, where)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def default_followups() -> FollowupSet:
