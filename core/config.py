@@ -44,10 +44,10 @@ class ScoringConfig:
             )
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not _is_int(self.batch_size) or self.batch_size < 1:
             raise ConfigError(f"batch size must be a positive integer; got {self.batch_size!r}")
-        if self.max_length is not None and self.max_length < 8:
-            raise ConfigError(f"max length must be at least 8 tokens; got {self.max_length!r}")
+        if self.max_length is not None and (not _is_int(self.max_length) or self.max_length < 8):
+            raise ConfigError(f"max length must be an integer of at least 8 tokens; got {self.max_length!r}")
         if not self.model:
             raise ConfigError("model must be a Hub id, a local path, a .gguf file or 'embedded'")
 
@@ -73,6 +73,10 @@ class ScoringConfig:
             if raw is None or raw == "":
                 continue
             values[field.name] = _parse_env_value(field.name, raw)
+            try:  # check each variable alone, so the error can name it
+                cls(**{field.name: values[field.name]})
+            except ConfigError as err:
+                raise ConfigError(f"environment variable {ENV_PREFIX}{field.name.upper()}: {err}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -83,8 +87,22 @@ def _parse_env_value(name: str, raw: str) -> Any:
     if name == "max_length":
         return None if raw.lower() in ("none", "auto") else _parse_int(name, raw)
     if name == "trust_remote_code":
-        return raw.strip().lower() in ("1", "true", "yes", "on")
+        value = raw.strip().lower()
+        if value in _TRUE or value in _FALSE:
+            return value in _TRUE
+        raise ConfigError(
+            f"environment variable {ENV_PREFIX}{name.upper()} must be one of "
+            f"{', '.join(_TRUE + _FALSE)}; got {raw!r}"
+        )
     return raw
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _parse_int(name: str, raw: str) -> int:
