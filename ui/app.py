@@ -1,0 +1,70 @@
+"""Assembling the tabs into one `gr.Blocks`, and the options it is launched with.
+
+Each tab module exposes `build(ctx: AppContext)`, called inside its `gr.Tab`; the builder owns
+the tab itself. `ui/tab_mine.py` (preference mining) is added when that module exists.
+Building the app loads no model: the shared `ScorerHub` loads one on the first request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from typing import Any
+
+import gradio as gr
+
+from ui import tab_about, tab_score
+from ui.context import AppContext, render_controls
+from ui.settings import AppSettings
+from ui.state import AppState, ScorerFactory
+
+log = logging.getLogger(__name__)
+
+CSS = """
+#score-summary h2 { margin-bottom: 0.2em; }
+.flr-note { color: #666; font-size: 0.9em; }
+"""
+
+
+def build_app(settings: AppSettings | None = None, *, scorer_factory: ScorerFactory | None = None
+              ) -> gr.Blocks:
+    """The whole app. `scorer_factory` replaces `core.scorer.load_scorer` (tests pass a fake)."""
+    settings = settings or AppSettings.from_env()
+    state = AppState(settings, scorer_factory)
+    with gr.Blocks(title="FLR Studio") as demo:
+        gr.Markdown(
+            "# FLR Studio\nJudge a chatbot reply by how likely the user's **next message** is praise "
+            "rather than complaint (Follow-up Likelihood as Reward, AAAI 2025). "
+            + ("The model list is fixed by this server's owner." if settings.hosted else
+               "The model loads on the first request and is shared by every tab.")
+        )
+        model, mode, aggregation = render_controls(state)
+        ctx = AppContext(state, model, mode, aggregation, reports=gr.State([]))
+        with gr.Tabs():
+            with gr.Tab("Score", id="score"):
+                tab_score.build(ctx)
+            mine = _optional_tab("ui.tab_mine")
+            if mine is not None:
+                with gr.Tab("Mine preferences", id="mine"):
+                    mine.build(ctx)
+            with gr.Tab("About", id="about"):
+                tab_about.build(ctx)
+    demo.queue(default_concurrency_limit=settings.concurrency)
+    return demo
+
+
+def launch_options(settings: AppSettings, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments for `demo.launch`: server address, upload limit, styling."""
+    options: dict[str, Any] = dict(
+        server_name=settings.server_name, server_port=settings.server_port,
+        max_file_size=settings.max_file_size, css=CSS, theme=gr.themes.Soft(),
+    )
+    options.update(overrides)
+    return options
+
+
+def _optional_tab(module: str) -> Any:
+    if importlib.util.find_spec(module) is None:
+        return None
+    return importlib.import_module(module)

@@ -1,0 +1,85 @@
+"""App settings read once from the environment: scoring defaults plus hosting limits.
+
+`FLR_ALLOWED_MODELS` (comma-separated) switches on hosted mode: visitors pick from that list
+and cannot make the server download or open any other model. Without it the model is a free
+text box (Hub id, local folder, .gguf file or "embedded"), which suits a local install.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from core.config import ScoringConfig
+from core.errors import ConfigError
+
+DEFAULT_MAX_FILE_SIZE = "50mb"  # per uploaded file; benchmark files larger than this belong on the CLI
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "flr-studio" / "app"
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    config: ScoringConfig = field(default_factory=ScoringConfig)  # defaults for every tab
+    allowed_models: tuple[str, ...] = ()  # non-empty = hosted mode: only these models load
+    max_file_size: str = DEFAULT_MAX_FILE_SIZE  # gradio's upload limit, e.g. "50mb"
+    concurrency: int = 1  # model jobs running at once; others wait in the queue
+    gpu_seconds: int = 60  # ZeroGPU time budget per call; batch runs are split into such chunks
+    work_dir: Path = DEFAULT_CACHE_DIR  # score cache and downloadable exports
+    server_name: str = "127.0.0.1"
+    server_port: int = 7860
+
+    def __post_init__(self) -> None:
+        if self.allowed_models and self.config.model not in self.allowed_models:
+            # The Space owner's first listed model is the default when FLR_MODEL is not listed.
+            object.__setattr__(self, "config", self.config.with_changes(model=self.allowed_models[0]))
+        if self.concurrency < 1:
+            raise ConfigError(f"FLR_CONCURRENCY must be at least 1; got {self.concurrency}")
+
+    @property
+    def hosted(self) -> bool:
+        return bool(self.allowed_models)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.work_dir / "scores.sqlite"
+
+    def check_model(self, model: str) -> str:
+        """The model name a visitor asked for, if this server may load it."""
+        model = (model or "").strip()
+        if not model:
+            raise ConfigError("choose a model: a Hub id, a local folder, a .gguf file or 'embedded'")
+        if self.hosted and model not in self.allowed_models:
+            raise ConfigError(
+                f"model {model!r} is not offered on this server; choose one of "
+                f"{', '.join(self.allowed_models)}"
+            )
+        return model
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "AppSettings":
+        """`FLR_*` scoring settings plus FLR_ALLOWED_MODELS, FLR_MAX_FILE_SIZE, FLR_CONCURRENCY,
+        FLR_GPU_SECONDS, FLR_WORK_DIR, GRADIO_SERVER_NAME and GRADIO_SERVER_PORT."""
+        env = os.environ if environ is None else environ
+        allowed = tuple(m.strip() for m in env.get("FLR_ALLOWED_MODELS", "").split(",") if m.strip())
+        return cls(
+            config=ScoringConfig.from_env(env),
+            allowed_models=allowed,
+            max_file_size=env.get("FLR_MAX_FILE_SIZE") or DEFAULT_MAX_FILE_SIZE,
+            concurrency=_int(env, "FLR_CONCURRENCY", 1),
+            gpu_seconds=_int(env, "FLR_GPU_SECONDS", 60),
+            work_dir=Path(env.get("FLR_WORK_DIR") or DEFAULT_CACHE_DIR),
+            server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+            server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be an integer; got {raw!r}") from None

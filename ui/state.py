@@ -1,0 +1,119 @@
+"""The one scorer the whole app shares: loaded on first use, reloaded only when settings change.
+
+Every tab and every visitor asks the same `ScorerHub` for a scorer. The first request loads the
+model under a lock (a second request waits for it instead of loading a second copy); a request
+with other settings frees the old model before loading the new one, so the server never holds
+two models. Nothing is loaded when the app is built.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from typing import TYPE_CHECKING, Callable
+
+from core.config import ScoringConfig
+from core.errors import FLRError, ModelLoadError
+from ui.hosting import gpu_runner
+from ui.settings import AppSettings
+
+if TYPE_CHECKING:  # core.scorer imports torch; the app must start without it
+    from core.scorer import Scorer
+
+log = logging.getLogger(__name__)
+
+ScorerFactory = Callable[[ScoringConfig], "Scorer"]
+
+
+def default_factory(config: ScoringConfig) -> Scorer:
+    from core.scorer import load_scorer  # imports torch; only when a model is first needed
+
+    return load_scorer(config)
+
+
+class ScorerHub:
+    """Holds at most one loaded scorer, keyed by the settings it was loaded with."""
+
+    def __init__(self, factory: ScorerFactory | None = None) -> None:
+        self._factory = factory or default_factory
+        self._lock = threading.Lock()
+        self._scorer: "Scorer | None" = None
+        self._config: ScoringConfig | None = None
+        self.loads = 0  # how many times a model was loaded (shown in the UI, checked in tests)
+
+    @property
+    def loaded_config(self) -> ScoringConfig | None:
+        return self._config
+
+    def get(self, config: ScoringConfig) -> "Scorer":
+        """The scorer for `config`, loading it if the current one has other settings."""
+        with self._lock:
+            if self._scorer is not None and self._config == config:
+                return self._scorer
+            if self._scorer is not None:
+                log.info("settings changed; unloading %s", self._config.model if self._config else "?")
+                self._scorer, self._config = None, None
+                gc.collect()
+            log.info("loading scorer for model %r (%s mode)", config.model, config.mode)
+            try:
+                scorer = self._factory(config)
+            except FLRError:
+                raise
+            except Exception as err:  # anything from torch/transformers/the Hub: tell the user why
+                raise ModelLoadError(
+                    f"could not load model {config.model!r}: {type(err).__name__}: {err}"
+                ) from err
+            self._scorer, self._config = scorer, config
+            self.loads += 1
+            return scorer
+
+
+class CancelFlags:
+    """Per-visitor cancel requests for long batch runs (keyed by gradio's session hash)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        """A fresh, unset flag for a run that is starting in `session`."""
+        with self._lock:
+            event = self._events[session] = threading.Event()
+            return event
+
+    def cancel(self, session: str) -> bool:
+        """Ask the run in `session` to stop; False when nothing is running there."""
+        with self._lock:
+            event = self._events.get(session)
+        if event is None or event.is_set():
+            return False
+        event.set()
+        return True
+
+    def finish(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            if self._events.get(session) is event:
+                del self._events[session]
+
+
+class AppState:
+    """What every handler needs: the settings, the shared scorer and the GPU runner."""
+
+    def __init__(self, settings: AppSettings, factory: ScorerFactory | None = None) -> None:
+        self.settings = settings
+        self.hub = ScorerHub(factory)
+        self.cancels = CancelFlags()
+        self.run_gpu = gpu_runner(settings.gpu_seconds)
+
+    def config_for(self, model: str | None, mode: str | None, aggregation: str | None) -> ScoringConfig:
+        """The app's default config with a visitor's choices applied (model checked in hosted mode)."""
+        changes: dict[str, str] = {"model": self.settings.check_model(model or self.settings.config.model)}
+        if mode:
+            changes["mode"] = mode
+        if aggregation:
+            changes["aggregation"] = aggregation
+        return self.settings.config.with_changes(**changes)
+
+    def scorer(self, config: ScoringConfig) -> "Scorer":
+        return self.hub.get(config)

@@ -1,0 +1,245 @@
+"""Score tab: one conversation in, its FLR per category and per follow-up out; two replies compared.
+
+Handlers are plain functions of (state, inputs...) so tests call them without a browser; `build`
+only lays out components and wires them to the handlers.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from core import columns as C
+from core.conversation import Conversation, parse_conversation
+from core.errors import ConversationError
+from core.followups import FollowupSet, default_followups, parse_followups
+from core.results import ConversationScore
+from ui import examples, plots
+from ui.context import AppContext
+from ui.errors import user_errors
+from ui.state import AppState
+
+REPLY_A, REPLY_B = "reply A", "reply B"
+DIFFERENCE, PREFERRED = "difference (A − B)", "preferred"
+TIE_TOLERANCE = 1e-9  # rewards closer than this count as a tie
+
+
+def default_followups_json() -> str:
+    return json.dumps(default_followups().to_dict(), indent=2, ensure_ascii=False)
+
+
+def read_followups(text: str | None) -> FollowupSet:
+    """The set in the editor; an empty editor means the bundled default set."""
+    if not text or not text.strip():
+        return default_followups()
+    return parse_followups(text, "follow-up set editor")
+
+
+def chosen_followups(text: str | None, categories: list[str] | None) -> FollowupSet:
+    return read_followups(text).select(list(categories or []))
+
+
+def conversation_with_reply(context: str, reply: str, label: str) -> Conversation:
+    """A conversation that ends with the user's turn, completed with a candidate reply."""
+    if not reply or not reply.strip():
+        raise ConversationError(f"{label} is empty; write the assistant reply to score")
+    placeholder = "(candidate reply)"
+    stripped = (context or "").strip()
+    if not stripped:
+        raise ConversationError("the conversation is empty; paste the turns up to the user's last message")
+    if stripped[0] in "[{":
+        try:
+            data: Any = json.loads(stripped)
+        except json.JSONDecodeError as err:
+            raise ConversationError(
+                f"conversation: looks like JSON but is not valid (line {err.lineno}, column "
+                f"{err.colno}: {err.msg})"
+            ) from None
+        turns = data
+        if isinstance(data, dict):
+            key = "messages" if "messages" in data else "conversation"
+            turns = data.get(key)
+        if not isinstance(turns, list):
+            raise ConversationError("conversation: expected a JSON list of utterances or of messages")
+        if turns and all(isinstance(t, dict) for t in turns):
+            completed: Any = turns + [{"role": "assistant", "content": placeholder}]
+        else:
+            completed = turns + [placeholder]
+    else:
+        completed = f"{stripped}\nAssistant: {placeholder}"
+    return parse_conversation(completed, "conversation (up to the user's last message)").with_reply(reply)
+
+
+def summary_markdown(result: ConversationScore, conversation: Conversation, config_text: str) -> str:
+    lines = [f"## Overall FLR: {result.flr:+.4f}",
+             f"Mean of {len(result.categories)} category reward(s) · {config_text}"]
+    notes = list(conversation.warnings) + list(result.warnings)
+    if result.truncated:
+        notes.append(f"{result.dropped_turns} oldest utterance(s) were dropped to fit the model's context")
+    lines += [f"> ⚠️ {note}" for note in notes]
+    return "\n\n".join(lines)
+
+
+def describe_config(state: AppState, model: str, mode: str, aggregation: str) -> str:
+    config = state.config_for(model, mode, aggregation)
+    return f"model `{config.model}` · {config.mode} mode · {config.aggregation} aggregation"
+
+
+def display_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    return frame.round(digits)
+
+
+@user_errors
+def score_conversation(state: AppState, text: str, followups_text: str, categories: list[str],
+                       model: str, mode: str, aggregation: str
+                       ) -> tuple[str, go.Figure, go.Figure, pd.DataFrame, dict[str, Any]]:
+    """Score handler: summary, reward chart, means chart, follow-up table, JSON record."""
+    conversation = parse_conversation(text, "pasted conversation")
+    followups = chosen_followups(followups_text, categories)
+    config = state.config_for(model, mode, aggregation)
+    scorer = state.scorer(config)
+    result: ConversationScore = state.run_gpu(scorer.score, conversation, followups)
+    frame = result.category_frame()
+    return (summary_markdown(result, conversation, describe_config(state, model, mode, aggregation)),
+            plots.category_reward_figure(frame), plots.category_means_figure(frame),
+            display_frame(result.followup_frame()), result.to_record())
+
+
+def comparison_frame(a: ConversationScore, b: ConversationScore) -> pd.DataFrame:
+    rows = []
+    for ca, cb in zip(a.categories, b.categories):
+        diff = ca.flr - cb.flr
+        rows.append({C.CATEGORY: ca.name, REPLY_A: ca.flr, REPLY_B: cb.flr, DIFFERENCE: diff,
+                     PREFERRED: _preferred(diff)})
+    return pd.DataFrame(rows, columns=[C.CATEGORY, REPLY_A, REPLY_B, DIFFERENCE, PREFERRED])
+
+
+def _preferred(diff: float) -> str:
+    if abs(diff) <= TIE_TOLERANCE:
+        return "tie"
+    return "A" if diff > 0 else "B"
+
+
+def verdict_markdown(a: ConversationScore, b: ConversationScore, frame: pd.DataFrame) -> str:
+    diff = a.flr - b.flr
+    winner = _preferred(diff)
+    wins_a = frame.loc[frame[PREFERRED] == "A", C.CATEGORY].tolist()
+    wins_b = frame.loc[frame[PREFERRED] == "B", C.CATEGORY].tolist()
+    head = ("## FLR rates both replies the same" if winner == "tie"
+            else f"## FLR prefers reply {winner} by {abs(diff):.4f}")
+    return "\n\n".join([
+        head,
+        f"Overall FLR: reply A {a.flr:+.4f}, reply B {b.flr:+.4f}.",
+        f"Reply A is ahead in: {', '.join(wins_a) or 'no category'}. "
+        f"Reply B is ahead in: {', '.join(wins_b) or 'no category'}.",
+    ])
+
+
+@user_errors
+def compare_replies(state: AppState, context: str, reply_a: str, reply_b: str, followups_text: str,
+                    categories: list[str], model: str, mode: str, aggregation: str
+                    ) -> tuple[str, go.Figure, pd.DataFrame]:
+    """Side-by-side handler: verdict, per-category chart, per-category table."""
+    conv_a = conversation_with_reply(context, reply_a, "reply A")
+    conv_b = conversation_with_reply(context, reply_b, "reply B")
+    followups = chosen_followups(followups_text, categories)
+    scorer = state.scorer(state.config_for(model, mode, aggregation))
+    score_a, score_b = state.run_gpu(scorer.score_many, [conv_a, conv_b], followups)
+    frame = comparison_frame(score_a, score_b)
+    return (verdict_markdown(score_a, score_b, frame), plots.comparison_figure(frame, REPLY_A, REPLY_B),
+            display_frame(frame))
+
+
+@user_errors
+def apply_followups(text: str) -> tuple[dict[str, Any], str]:
+    """Validate the editor; offer its categories (all selected)."""
+    followups = read_followups(text)
+    n = sum(len(c.positive) + len(c.negative) for c in followups)
+    return (gr.update(choices=list(followups.names), value=list(followups.names)),
+            f"✓ Follow-up set in use: {len(followups)} categories, {n} follow-ups.")
+
+
+@user_errors
+def upload_followups(path: str | None) -> tuple[str, dict[str, Any], str]:
+    """Load an uploaded follow-up set into the editor after checking it."""
+    if not path:
+        raise ConversationError("no file received; choose a follow-up set JSON file")
+    text = Path(path).read_text(encoding="utf-8")
+    followups = parse_followups(text, Path(path).name)
+    pretty = json.dumps(followups.to_dict(), indent=2, ensure_ascii=False)
+    update, message = apply_followups(pretty)
+    return pretty, update, message
+
+
+def reset_followups() -> tuple[str, dict[str, Any], str]:
+    text = default_followups_json()
+    update, message = apply_followups(text)
+    return text, update, message
+
+
+def build(ctx: AppContext) -> None:
+    state = ctx.state
+    names = list(default_followups().names)
+    with gr.Row():
+        with gr.Column(scale=3):
+            conversation = gr.Textbox(
+                examples.CONVERSATIONS[0], lines=8, max_lines=30, label="Conversation",
+                elem_id="conversation",
+                info="Role-prefixed text (User: / Assistant:) or JSON (a list of utterances or of "
+                     "messages), ending with the assistant reply to judge",
+            )
+            gr.Examples([[e] for e in examples.CONVERSATIONS], inputs=[conversation],
+                        label="Examples (click to paste)")
+        with gr.Column(scale=2):
+            categories = gr.CheckboxGroup(names, value=names, label="Follow-up categories",
+                                          elem_id="categories")
+            score_button = gr.Button("Score", variant="primary", elem_id="score-button")
+    with gr.Accordion("Follow-up set (edit or upload)", open=False):
+        followups_code = gr.Code(default_followups_json(), language="json", lines=12, max_lines=30,
+                                 label="Follow-up set JSON", elem_id="followups-editor")
+        with gr.Row():
+            followups_file = gr.File(label="Upload a follow-up set (.json)", file_types=[".json"],
+                                     elem_id="followups-upload")
+            with gr.Column():
+                apply_button = gr.Button("Use this set")
+                reset_button = gr.Button("Reset to the default set")
+                followups_status = gr.Markdown()
+    summary = gr.Markdown(elem_id="score-summary")
+    with gr.Row():
+        reward_plot = gr.Plot(label="Reward per category", elem_id="reward-plot")
+        means_plot = gr.Plot(label="Mean positive / negative", elem_id="means-plot")
+    table = gr.Dataframe(label="Every follow-up (click a column header to sort)", interactive=False,
+                         show_search="filter", elem_id="followup-table", wrap=True)
+    with gr.Accordion("JSON result", open=False):
+        record = gr.JSON(label="Result")
+
+    with gr.Accordion("Side by side: compare two replies", open=False, elem_id="compare"):
+        with gr.Row():
+            context = gr.Textbox(examples.COMPARISONS[0][0], lines=5, label="Conversation up to the user's last message",
+                                 elem_id="compare-context")
+            reply_a = gr.Textbox(examples.COMPARISONS[0][1], lines=5, label="Reply A", elem_id="reply-a")
+            reply_b = gr.Textbox(examples.COMPARISONS[0][2], lines=5, label="Reply B", elem_id="reply-b")
+        gr.Examples(examples.COMPARISONS, inputs=[context, reply_a, reply_b], label="Examples")
+        compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+        verdict = gr.Markdown(elem_id="compare-verdict")
+        compare_plot = gr.Plot(label="Reward per category", elem_id="compare-plot")
+        compare_table = gr.Dataframe(label="Per category", interactive=False, elem_id="compare-table")
+
+    model_work = dict(concurrency_id="model", concurrency_limit=state.settings.concurrency)
+    score_inputs = [conversation, followups_code, categories, *ctx.scoring_inputs]
+    score_outputs = [summary, reward_plot, means_plot, table, record]
+    score_button.click(partial(score_conversation, state), score_inputs, score_outputs,
+                       api_name="score", **model_work)
+    compare_button.click(partial(compare_replies, state),
+                         [context, reply_a, reply_b, followups_code, categories, *ctx.scoring_inputs],
+                         [verdict, compare_plot, compare_table], api_name="compare", **model_work)
+    apply_button.click(apply_followups, [followups_code], [categories, followups_status], api_name=False)
+    reset_button.click(reset_followups, None, [followups_code, categories, followups_status], api_name=False)
+    followups_file.upload(upload_followups, [followups_file], [followups_code, categories, followups_status],
+                          api_name=False)
