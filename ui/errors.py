@@ -22,9 +22,10 @@ def to_gr_error(err: BaseException) -> gr.Error:
     if isinstance(err, gr.Error):
         return err
     if isinstance(err, ModelLoadError):
-        return gr.Error(f"{err} Check the model name, or choose another model.", title="Model not loaded")
+        return gr.Error(f"{err} Check the model name, or choose another model.",
+                        title="Model not loaded", print_exception=False)
     if isinstance(err, FLRError):
-        return gr.Error(str(err), title="Cannot use this input")
+        return gr.Error(str(err), title="Cannot use this input", print_exception=False)
     log.exception("unexpected error in a UI handler", exc_info=err)
     return gr.Error(f"Unexpected error: {type(err).__name__}: {err} (details in the server log)")
 

@@ -41,7 +41,7 @@ def category_reward_figure(frame: pd.DataFrame) -> go.Figure:
     colors = [POSITIVE_COLOR if v >= 0 else NEGATIVE_COLOR for v in frame[C.REWARD]]
     fig = go.Figure(go.Bar(x=frame[C.CATEGORY], y=frame[C.REWARD], marker_color=colors,
                            text=[f"{v:+.3f}" for v in frame[C.REWARD]], textposition="outside",
-                           name=C.REWARD))
+                           cliponaxis=False, name=C.REWARD))
     fig.add_hline(y=0, line_color="#999", line_width=1)
     fig.update_layout(title="Reward per category (mean positive − mean negative)",
                       yaxis_title="reward", showlegend=False, **_LAYOUT)

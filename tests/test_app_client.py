@@ -1,0 +1,113 @@
+"""The running app driven through `gradio_client`: scoring, a bad paste, two visitors at once.
+
+The app is launched in-process on a free port with a fake scorer, so no model is loaded.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+
+from core.followups import default_followups
+from tests.test_ui_score import FakeScorer
+from ui.app import build_app, launch_options
+from ui.settings import AppSettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(work_dir, scorer_factory=FakeScorer, **settings) -> Iterator[str]:
+    """Launch the app in this process; yield its URL; close it afterwards."""
+    app_settings = AppSettings(work_dir=work_dir, server_port=free_port(), **settings)
+    demo = build_app(app_settings, scorer_factory=scorer_factory)
+    demo.launch(**launch_options(app_settings, prevent_thread_lock=True, quiet=True))
+    try:
+        yield f"http://127.0.0.1:{app_settings.server_port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory) -> Iterator[str]:
+    with running_app(tmp_path_factory.mktemp("app")) as url:
+        yield url
+
+
+CONVERSATION = "User: What is the capital of France?\nAssistant: Paris."
+ALL = list(default_followups().names)
+
+
+def score(client, text, categories=ALL):
+    return client.predict(text, "", categories, "embedded", "base", "mean", api_name="/score")
+
+
+def test_score_a_conversation(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    summary, reward_plot, means_plot, table, record = score(client, CONVERSATION)
+    # FakeScorer: reward = 1 + len("Paris.")/1000 in every category
+    assert "Overall FLR: +1.0060" in summary
+    assert record["flr"] == pytest.approx(1.006)
+    assert set(record["categories"]) == set(ALL)
+    assert reward_plot is not None and means_plot is not None
+    assert len(table["data"]) == sum(len(c.positive) + len(c.negative) for c in default_followups())
+
+
+def test_bad_paste_gives_an_error_and_the_app_keeps_serving(app_url):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(app_url, verbose=False)
+    with pytest.raises(AppError, match="ending with the user's"):
+        score(client, "User: is anyone there?")
+    with pytest.raises(AppError, match="empty"):
+        score(client, "   ")
+    assert score(client, CONVERSATION)[4]["flr"] == pytest.approx(1.006)
+
+
+def test_compare_endpoint(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    verdict, _, frame = client.predict("User: Hi", "Hello! How can I help?", "Hi.", "", ALL,
+                                       "embedded", "base", "mean", api_name="/compare")
+    assert "FLR prefers reply A" in verdict
+    assert len(frame["data"]) == len(ALL)
+
+
+def test_two_clients_at_once_both_get_answers(tmp_path):
+    """Model work is queued one at a time: the second visitor waits, nobody crashes."""
+    active, peak = [0], [0]
+    lock = threading.Lock()
+
+    class SlowScorer(FakeScorer):
+        def score(self, conversation, followups):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.5)
+            with lock:
+                active[0] -= 1
+            return super().score(conversation, followups)
+
+    from gradio_client import Client
+
+    with running_app(tmp_path, scorer_factory=SlowScorer) as url:
+        clients = [Client(url, verbose=False) for _ in range(2)]
+        texts = [CONVERSATION, "User: And of Italy?\nAssistant: Rome is the capital of Italy."]
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda ct: score(*ct), zip(clients, texts)))
+    assert [r[4]["flr"] for r in results] == pytest.approx([1.006, 1.029])
+    assert peak[0] == 1  # queued, not run concurrently on the one model

@@ -1,0 +1,88 @@
+"""End to end in headless Chromium: what a new visitor sees in each tab.
+
+Uses Debian's /usr/bin/chromium (skipped with the reason when it is missing) and a fake scorer,
+so it runs in seconds. Screenshots go to test-artifacts/ (gitignored) and are listed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.test_app_client import running_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--headless"]
+ARTIFACTS = Path(os.environ.get("FLR_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh --dev as root)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory) -> Iterator[str]:
+    with running_app(tmp_path_factory.mktemp("browser-app")) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    page.wait_for_selector("#conversation textarea")
+    yield page
+    context.close()
+
+
+def shoot(page, name: str, full_page: bool = True) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    print(f"screenshot: {path}")
+    return path
+
+
+def plot_drawn(page, elem_id: str) -> None:
+    """Plotly has drawn at least one trace inside the gr.Plot with this id."""
+    page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg", state="attached")
+    page.wait_for_function(
+        f"document.querySelectorAll('#{elem_id} .js-plotly-plot .trace').length > 0")
+
+
+def test_paste_a_conversation_and_see_scores_and_a_chart(page):
+    page.fill("#conversation textarea", "User: What is the capital of France?\nAssistant: Paris.")
+    page.click("#score-button")
+    page.wait_for_selector("#score-summary :text('Overall FLR: +1.0060')")
+    plot_drawn(page, "reward-plot")
+    plot_drawn(page, "means-plot")
+    assert page.locator("#followup-table").inner_text().count("relevance") >= 1
+    shoot(page, "score-tab")
+
+
+def test_bad_paste_shows_a_message_in_the_page(page):
+    page.fill("#conversation textarea", "User: anyone there?")
+    page.click("#score-button")
+    page.wait_for_selector(".toast-body :text(\"ending with the user's\")")
+    page.wait_for_function("getComputedStyle(document.querySelector('.toast-body')).opacity === '1'")
+    shoot(page, "score-error", full_page=False)
+    # still serving: a good paste scores
+    page.fill("#conversation textarea", "User: hi\nAssistant: Hello!")
+    page.click("#score-button")
+    page.wait_for_selector("#score-summary :text('Overall FLR')")
