@@ -1,0 +1,313 @@
+"""Prompt files for preference mining: what the policy model is asked to answer.
+
+A prompt is a conversation that ends with a user turn (usually a single question). Accepted
+files: JSON (a list), JSONL (one record per line) and CSV (one record per row). A record is
+
+- a string: one user turn;
+- an object with `prompt`, `question` or `instruction` (alpaca style: `input` is appended on a
+  new line, `history` holds earlier `[user, assistant]` pairs, `system` a system prompt);
+- an object with `turns` (MT-Bench questions): the first turn is the prompt;
+- an object with `conversation` / `messages`, or a bare list: utterances (user first) or
+  OpenAI / ShareGPT messages, ending with the user turn the policy must answer.
+
+Shortcut taken on purpose: MT-Bench's later turns are dropped, because they refer to the
+model's own first answer and mining scores one reply at a time. An `id` or `question_id`
+field names the prompt in the exports; otherwise the record's position does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from core.conversation import ASSISTANT, SYSTEM, USER, Conversation
+from core.errors import InputError
+
+_TEXT_FIELDS = ("prompt", "question", "instruction")
+_ROLE_ALIASES = {"user": USER, "human": USER, "prompter": USER, "assistant": ASSISTANT,
+                 "gpt": ASSISTANT, "bot": ASSISTANT, "model": ASSISTANT, "system": SYSTEM}
+
+
+class PromptFileError(InputError):
+    """A prompt file, or one record in it, that cannot be used for mining."""
+
+
+@dataclass(frozen=True)
+class MiningPrompt:
+    """User-first alternating turns ending with the user turn the policy answers."""
+
+    id: str
+    turns: tuple[str, ...]
+    system: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.turns or len(self.turns) % 2 == 0:
+            raise PromptFileError(
+                f"prompt {self.id}: expected turns ending with the user's; got {len(self.turns)} "
+                "turn(s) ending with the assistant's"
+            )
+
+    @property
+    def text(self) -> str:
+        """The user turn being answered."""
+        return self.turns[-1]
+
+    @property
+    def history(self) -> list[tuple[str, str]]:
+        """Earlier (user, assistant) exchanges, oldest first."""
+        earlier = self.turns[:-1]
+        return [(earlier[i], earlier[i + 1]) for i in range(0, len(earlier), 2)]
+
+    def messages(self) -> list[dict[str, str]]:
+        """OpenAI-style messages for a chat template, system message first when there is one."""
+        out = [{"role": SYSTEM, "content": self.system}] if self.system else []
+        out += [{"role": USER if i % 2 == 0 else ASSISTANT, "content": t}
+                for i, t in enumerate(self.turns)]
+        return out
+
+    def with_reply(self, reply: str) -> Conversation:
+        """The conversation the scorer judges: these turns plus the sampled reply."""
+        return Conversation(self.turns + (reply,), self.system)
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"id": self.id, "conversation": list(self.turns)}
+        if self.system:
+            record["system"] = self.system
+        return record
+
+
+def load_prompts(path: str | Path) -> list[MiningPrompt]:
+    """Every prompt in a JSON, JSONL or CSV file, in file order."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PromptFileError(f"{path}: cannot read the prompt file ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise PromptFileError(f"{path}: not UTF-8 text; save the prompt file as UTF-8") from None
+    return parse_prompts(text, str(path), _format_of(path, text))
+
+
+def parse_prompts(text: str, where: str = "prompt file", fmt: str = "auto") -> list[MiningPrompt]:
+    """Parse prompt-file text; `fmt` is "json", "jsonl", "csv" or "auto" (guess from content)."""
+    if fmt == "auto":
+        fmt = _format_of(None, text)
+    if fmt == "csv":
+        records = _csv_records(text, where)
+    elif fmt == "jsonl":
+        records = _jsonl_records(text, where)
+    elif fmt == "json":
+        records = _json_records(text, where)
+    else:
+        raise PromptFileError(f"{where}: unknown format {fmt!r}; use json, jsonl or csv")
+    prompts = [prompt_from_record(value, f"{label}", default_id=str(i))
+               for i, (label, value) in enumerate(records)]
+    if not prompts:
+        raise PromptFileError(f"{where}: no prompts found; add at least one question")
+    seen: dict[str, str] = {}
+    for (label, _), prompt in zip(records, prompts):
+        if prompt.id in seen:
+            raise PromptFileError(
+                f"{label}: id {prompt.id!r} is used again (first at {seen[prompt.id]}); "
+                "give every prompt a distinct id"
+            )
+        seen[prompt.id] = label
+    return prompts
+
+
+def prompt_from_record(value: Any, where: str, default_id: str = "0") -> MiningPrompt:
+    """One prompt from a decoded record (string, object or list), see the module docstring."""
+    if isinstance(value, str):
+        return MiningPrompt(default_id, (_nonempty(value, where),))
+    if isinstance(value, (list, tuple)):
+        turns, system = _turns_from_list(value, where)
+        return MiningPrompt(default_id, turns, system)
+    if not isinstance(value, dict):
+        raise PromptFileError(
+            f"{where}: expected a string, an object or a list; got {type(value).__name__}"
+        )
+    pid = value.get("id", value.get("question_id", default_id))
+    pid = default_id if pid is None or pid == "" else str(pid)
+    system = value.get("system") or None
+    if system is not None and not isinstance(system, str):
+        raise PromptFileError(f"{where}: field 'system' must be a string")
+    for key in ("conversation", "messages"):
+        if key in value:
+            turns, inner_system = _turns_from_list(_maybe_json(value[key]), f"{where}, field '{key}'")
+            return MiningPrompt(pid, turns, inner_system or system)
+    if "turns" in value:
+        turns = _maybe_json(value["turns"])
+        if not isinstance(turns, list) or not turns:
+            raise PromptFileError(f"{where}: field 'turns' must be a non-empty list of user turns")
+        return MiningPrompt(pid, (_nonempty(turns[0], f"{where}, field 'turns'[0]"),), system)
+    for key in _TEXT_FIELDS:
+        if key in value and value[key] not in (None, ""):
+            text = _nonempty(value[key], f"{where}, field '{key}'")
+            extra = value.get("input")
+            if key == "instruction" and isinstance(extra, str) and extra.strip():
+                text = f"{text}\n{extra}"
+            history = _history(_maybe_json(value.get("history")), where)
+            return MiningPrompt(pid, history + (text,), system)
+    present = [key for key in _TEXT_FIELDS if key in value]
+    if present:
+        raise PromptFileError(f"{where}, field '{present[0]}': the prompt is empty")
+    raise PromptFileError(
+        f"{where}: no prompt found; expected a field named one of "
+        f"{', '.join(_TEXT_FIELDS + ('turns', 'conversation', 'messages'))}"
+    )
+
+
+def _format_of(path: Path | None, text: str) -> str:
+    suffix = path.suffix.lower() if path is not None else ""
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix == ".json":
+        return "json"
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return "json"
+    if stripped.startswith("{"):
+        first = stripped.splitlines()[0].strip()
+        try:
+            json.loads(first)
+            return "jsonl"
+        except json.JSONDecodeError:
+            return "json"
+    return "csv"
+
+
+def _json_records(text: str, where: str) -> list[tuple[str, Any]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PromptFileError(
+            f"{where}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); "
+            "use a JSON list, or one JSON record per line in a .jsonl file"
+        ) from None
+    if isinstance(data, dict):
+        for key in ("prompts", "data"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+    if not isinstance(data, list):
+        raise PromptFileError(f"{where}: expected a JSON list of prompts; got {type(data).__name__}")
+    return [(f"{where}, item {i}", v) for i, v in enumerate(data)]
+
+
+def _jsonl_records(text: str, where: str) -> list[tuple[str, Any]]:
+    records = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((f"{where}, line {lineno}", json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise PromptFileError(
+                f"{where}, line {lineno}: not valid JSON (column {err.colno}: {err.msg})"
+            ) from None
+    return records
+
+
+def _csv_records(text: str, where: str) -> list[tuple[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = reader.fieldnames or []
+    known = _TEXT_FIELDS + ("turns", "conversation", "messages")
+    if not any(f in known for f in fields):
+        raise PromptFileError(
+            f"{where}: the CSV header ({', '.join(fields) or 'empty'}) has no prompt column; "
+            f"name one column {' or '.join(repr(k) for k in _TEXT_FIELDS)}"
+        )
+    # Row 1 is the header, so data rows are numbered from 2 as in a spreadsheet.
+    return [(f"{where}, row {i}", {k: v for k, v in row.items() if k is not None})
+            for i, row in enumerate(reader, start=2)]
+
+
+def _maybe_json(value: Any) -> Any:
+    """CSV cells hold lists as JSON text."""
+    if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _nonempty(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise PromptFileError(f"{where}: expected text; got {type(value).__name__}")
+    if not value.strip():
+        raise PromptFileError(f"{where}: the prompt is empty")
+    return value
+
+
+def _history(value: Any, where: str) -> tuple[str, ...]:
+    if value in (None, "", []):
+        return ()
+    if not isinstance(value, list):
+        raise PromptFileError(f"{where}: field 'history' must be a list of [user, assistant] pairs")
+    out: list[str] = []
+    for i, pair in enumerate(value):
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or not all(isinstance(t, str) for t in pair)):
+            raise PromptFileError(
+                f"{where}: field 'history'[{i}] must be a [user, assistant] pair of strings"
+            )
+        out += list(pair)
+    return tuple(out)
+
+
+def _turns_from_list(items: Sequence[Any], where: str) -> tuple[tuple[str, ...], str | None]:
+    if not isinstance(items, (list, tuple)) or not items:
+        raise PromptFileError(f"{where}: expected a non-empty list of utterances or messages")
+    if all(isinstance(v, str) for v in items):
+        turns = tuple(items)
+        system = None
+    elif all(isinstance(v, dict) for v in items):
+        turns, system = _turns_from_messages(items, where)
+    else:
+        raise PromptFileError(f"{where}: expected a list of strings or a list of message objects")
+    if not turns:
+        raise PromptFileError(f"{where}: no user turn to answer")
+    for i, text in enumerate(turns):
+        if not text.strip():
+            raise PromptFileError(f"{where}: utterance {i} is empty")
+    if len(turns) % 2 == 0:
+        raise PromptFileError(
+            f"{where}: expected utterances ending with the user's turn for the policy to answer; "
+            f"got {len(turns)} ending with the assistant's (drop the last reply)"
+        )
+    return turns, system
+
+
+def _turns_from_messages(items: Sequence[dict], where: str) -> tuple[tuple[str, ...], str | None]:
+    system: str | None = None
+    turns: list[str] = []
+    for i, msg in enumerate(items):
+        raw_role = msg.get("role", msg.get("from"))
+        content = msg.get("content", msg.get("value"))
+        role = _ROLE_ALIASES.get(str(raw_role).lower()) if raw_role is not None else None
+        if role is None:
+            raise PromptFileError(
+                f"{where}: message {i} has role {raw_role!r}; expected user, assistant or system"
+            )
+        if not isinstance(content, str):
+            raise PromptFileError(f"{where}: message {i} needs a string 'content'")
+        if role == SYSTEM:
+            if turns or system is not None:
+                raise PromptFileError(f"{where}: message {i}: a system message may only come first")
+            system = content
+            continue
+        expected = USER if len(turns) % 2 == 0 else ASSISTANT
+        if role != expected:
+            raise PromptFileError(
+                f"{where}: message {i} is from the {role} but the {expected} was expected; "
+                "turns must alternate, user first"
+            )
+        turns.append(content)
+    return tuple(turns), system
