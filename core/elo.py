@@ -1,0 +1,181 @@
+"""Reference ELO tables and matching model names against them.
+
+Built in: the LMSYS Chatbot Arena ELO of 30 chat models (hard prompts, English, as of
+2024-06-06/07) that the FLR paper correlates its model rankings with, copied from the numbers
+published in the paper's README (`assets/elo_lmsys_2024-06-07.json`). Users may load their own
+table as JSON (`{"model": elo}` or a list of `{"model", "elo"}`) or CSV (a model column and a
+column named elo / rating / score).
+
+Names in benchmark files rarely equal the table's (`llama-3-70b-instruct` vs
+`Meta-Llama-3-70B-Instruct`, `gemini-1.5-pro-api-0514` vs `gemini-1.5-pro`). Matching goes
+through stricter to looser steps and every match says which step made it, so the mapping can be
+shown and checked; a name that matches nothing, or more than one entry equally well, stays
+unmatched and is listed, never guessed. Each table entry is used at most once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from core.errors import BenchmarkFormatError
+
+DEFAULT_ELO_PATH = Path(__file__).resolve().parent.parent / "assets" / "elo_lmsys_2024-06-07.json"
+DEFAULT_ELO_NAME = "LMSYS Arena ELO (hard, English), 2024-06-07, as used by the FLR paper"
+
+# Words that name a packaging of a model rather than the model: dropped in the loose step.
+_NOISE_WORDS = {"meta", "hf", "preview", "api", "latest"}
+_DATE_AFTER_API = re.compile(r"-api-\d{4}$")
+_VERSION = re.compile(r"^v\d+(\.\d+)*$")
+
+
+@dataclass(frozen=True)
+class EloTable:
+    name: str
+    ratings: dict[str, float]
+
+    def __len__(self) -> int:
+        return len(self.ratings)
+
+
+@dataclass(frozen=True)
+class ModelMatch:
+    model: str  # the name in the benchmark file
+    elo_name: str | None  # the table entry it matched, or None
+    elo: float | None
+    how: str  # "exact", "case/separators", "packaging words", "version suffix", "manual", "unmatched"
+
+
+def default_elo() -> EloTable:
+    return load_elo(DEFAULT_ELO_PATH, DEFAULT_ELO_NAME)
+
+
+def load_elo(path: str | Path, name: str | None = None) -> EloTable:
+    """An ELO table from JSON or CSV (see the module docstring for the shapes)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise BenchmarkFormatError(f"{path}: cannot read the ELO table ({err.strerror})") from None
+    if not text.strip():
+        raise BenchmarkFormatError(f"{path.name}: the ELO table is empty")
+    if path.suffix.lower() == ".csv":
+        ratings = _from_csv(text, path.name)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise BenchmarkFormatError(
+                f"{path.name}, line {err.lineno}: malformed JSON (column {err.colno}: {err.msg})") from None
+        ratings = elo_from_data(data, path.name)
+    return EloTable(name or path.stem, ratings)
+
+
+def elo_from_data(data: Any, where: str = "ELO table") -> dict[str, float]:
+    """`{"model": elo}` or `[{"model": ..., "elo": ...}]` as a name -> rating dict."""
+    if isinstance(data, Mapping):
+        items = list(data.items())
+    elif isinstance(data, list):
+        items = []
+        for i, entry in enumerate(data):
+            if not isinstance(entry, Mapping) or "model" not in entry:
+                raise BenchmarkFormatError(f"{where}, entry {i}: expected an object with 'model' and 'elo'")
+            key = next((k for k in entry if k.lower() in ("elo", "rating", "score")), None)
+            if key is None:
+                raise BenchmarkFormatError(f"{where}, entry {i}: missing field 'elo' (or 'rating' / 'score')")
+            items.append((entry["model"], entry[key]))
+    else:
+        raise BenchmarkFormatError(f'{where}: expected {{"model name": elo, ...}}; got {type(data).__name__}')
+    ratings: dict[str, float] = {}
+    for model, value in items:
+        try:
+            ratings[str(model)] = float(value)
+        except (TypeError, ValueError):
+            raise BenchmarkFormatError(f"{where}: ELO of {model!r} is {value!r}; expected a number") from None
+    if not ratings:
+        raise BenchmarkFormatError(f"{where}: the ELO table has no models")
+    return ratings
+
+
+def _from_csv(text: str, where: str) -> dict[str, float]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        raise BenchmarkFormatError(f"{where}: the ELO table has no rows")
+    header = list(rows[0])
+    model_col = next((c for c in header if c.strip().lower() in ("model", "name", "model_name")), None)
+    elo_col = next((c for c in header if "elo" in c.lower()), None) or next(
+        (c for c in header if c.strip().lower() in ("rating", "score")), None)
+    if model_col is None or elo_col is None:
+        raise BenchmarkFormatError(
+            f"{where}: expected a 'model' column and an 'elo' (or 'rating' / 'score') column; "
+            f"got {', '.join(header)}")
+    return elo_from_data([{"model": r[model_col], "elo": r[elo_col]} for r in rows], where)
+
+
+# --------------------------------------------------------------------------- matching
+
+def _basic(name: str) -> str:
+    """Lower case, no organisation prefix, no `@provider`, one kind of separator."""
+    name = name.strip().lower().rsplit("/", 1)[-1].split("@", 1)[0]
+    return re.sub(r"[\s_]+", "-", name)
+
+
+def _loose(name: str) -> str:
+    base = _DATE_AFTER_API.sub("", _basic(name))
+    return "-".join(w for w in base.split("-") if w and w not in _NOISE_WORDS)
+
+
+def _versionless(name: str) -> str:
+    words = _loose(name).split("-")
+    while words and _VERSION.match(words[-1]):
+        words.pop()
+    return "-".join(words)
+
+
+_STEPS = (("exact", lambda s: s), ("case/separators", _basic), ("packaging words", _loose),
+          ("version suffix", _versionless))
+
+
+def match_models(models: Sequence[str], table: EloTable,
+                 manual: Mapping[str, str] | None = None) -> list[ModelMatch]:
+    """Match each model name to at most one table entry, strictest step first."""
+    manual = dict(manual or {})
+    for model, target in manual.items():
+        if target not in table.ratings:
+            raise BenchmarkFormatError(f"manual mapping {model!r} -> {target!r}: no such model in the ELO table")
+    result: dict[str, ModelMatch] = {}
+    used: set[str] = set()
+    for model, target in manual.items():
+        if model in models:
+            result[model] = ModelMatch(model, target, table.ratings[target], "manual")
+            used.add(target)
+    for how, key in _STEPS:
+        index: dict[str, list[str]] = {}
+        for entry in table.ratings:
+            if entry not in used:
+                index.setdefault(key(entry), []).append(entry)
+        wanted: dict[str, list[str]] = {}
+        for model in models:
+            if model not in result:
+                wanted.setdefault(key(model), []).append(model)
+        for k, names in wanted.items():
+            candidates = index.get(k, [])
+            if len(candidates) == 1 and len(names) == 1:  # ambiguity on either side: no match
+                entry = candidates[0]
+                result[names[0]] = ModelMatch(names[0], entry, table.ratings[entry], how)
+                used.add(entry)
+    return [result.get(m, ModelMatch(m, None, None, "unmatched")) for m in models]
+
+
+def matches_frame(matches: Sequence[ModelMatch]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"model": m.model, "elo model": m.elo_name or "", "elo": m.elo, "matched by": m.how}
+         for m in matches],
+        columns=["model", "elo model", "elo", "matched by"])

@@ -1,0 +1,168 @@
+"""An SQLite cache of conversation scores, so batch evaluation never scores a row twice.
+
+A score is keyed by the scorer's identity (model weights), the settings that change a value
+(`ScoringConfig.scoring_key()`), the follow-up set's fingerprint and a hash of the conversation.
+It is stored as JSON (per category, the positive and negative values) and committed chunk by
+chunk as the run goes, so a run that is killed loses at most the chunk in flight.
+
+Rows that the engine refuses (a `ConversationError`, e.g. a conversation that cannot fit the
+model) are remembered too, with the reason, so a rerun skips them without loading the model.
+
+Shortcut taken on purpose: the scorer's identity is only known once the model is loaded, but
+a rerun must find its scores without loading it. The cache therefore remembers which identity
+a configuration (model name, device, dtype, and for a local model its files' sizes and
+modification times) produced last time, and looks scores up under that identity first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from core.config import ScoringConfig
+from core.conversation import Conversation
+from core.followups import FollowupSet
+from core.results import CategoryScore, ConversationScore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scores (
+    identity TEXT NOT NULL, settings TEXT NOT NULL, followups TEXT NOT NULL,
+    conversation TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (identity, settings, followups, conversation));
+CREATE TABLE IF NOT EXISTS failures (
+    identity TEXT NOT NULL, settings TEXT NOT NULL, followups TEXT NOT NULL,
+    conversation TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (identity, settings, followups, conversation));
+CREATE TABLE IF NOT EXISTS identities (model_key TEXT PRIMARY KEY, identity TEXT NOT NULL);
+"""
+
+
+def conversation_hash(conversation: Conversation) -> str:
+    """Stable hash of what the scorer sees: the system message and the utterances."""
+    blob = json.dumps({"system": conversation.system, "utterances": list(conversation.utterances)},
+                      ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def model_key(config: ScoringConfig) -> str:
+    """What decides which weights a configuration loads, known without loading them."""
+    key: dict[str, Any] = {"model": config.model, "device": config.device, "dtype": config.dtype,
+                           "trust_remote_code": config.trust_remote_code}
+    path = Path(config.model).expanduser()
+    try:
+        if path.is_file():
+            st = path.stat()
+            key["files"] = [[path.name, st.st_size, st.st_mtime_ns]]
+        elif path.is_dir():
+            key["files"] = sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns]
+                                  for p in path.iterdir() if p.is_file())
+    except OSError:
+        pass  # not a readable local path: the name alone identifies it
+    return json.dumps(key, sort_keys=True)
+
+
+def settings_key(config: ScoringConfig) -> str:
+    return json.dumps(config.scoring_key(), sort_keys=True)
+
+
+def score_to_json(score: ConversationScore) -> str:
+    return json.dumps({
+        "categories": [{"name": c.name, "positive": list(c.positive), "negative": list(c.negative)}
+                       for c in score.categories],
+        "warnings": list(score.warnings),
+        "dropped_turns": score.dropped_turns,
+        "context_tokens": score.context_tokens,
+    }, separators=(",", ":"))
+
+
+def score_from_json(text: str, followups: FollowupSet | None = None) -> ConversationScore:
+    """The stored score, with the follow-up texts filled back in from the set when they fit."""
+    data = json.loads(text)
+    categories = []
+    for c in data["categories"]:
+        pos_texts: tuple[str, ...] = ()
+        neg_texts: tuple[str, ...] = ()
+        if followups is not None and c["name"] in followups.names:
+            cat = followups[c["name"]]
+            if len(cat.positive) == len(c["positive"]) and len(cat.negative) == len(c["negative"]):
+                pos_texts, neg_texts = cat.positive, cat.negative
+        categories.append(CategoryScore(c["name"], tuple(c["positive"]), tuple(c["negative"]),
+                                        pos_texts, neg_texts))
+    return ConversationScore(tuple(categories), tuple(data.get("warnings", ())),
+                             int(data.get("dropped_turns", 0)), int(data.get("context_tokens", 0)))
+
+
+class ScoreCache:
+    """Scores by (identity, settings, follow-up set, conversation hash). `path=None` keeps
+    them in memory for one run only."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        if path is not None:
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        target = ":memory:" if path is None else str(Path(path).expanduser())
+        self._db = sqlite3.connect(target, timeout=60, check_same_thread=False)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")  # readers do not block a running job
+        except sqlite3.DatabaseError:
+            pass  # some file systems refuse WAL; the default journal works too
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "ScoreCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # identities -------------------------------------------------------------------------
+    def known_identity(self, key: str) -> str | None:
+        row = self._db.execute("SELECT identity FROM identities WHERE model_key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def remember_identity(self, key: str, identity: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO identities VALUES (?, ?)", (key, identity))
+        self._db.commit()
+
+    # scores ----------------------------------------------------------------------------
+    def get_many(self, identity: str, settings: str, followups: FollowupSet,
+                 hashes: Iterable[str]) -> tuple[dict[str, ConversationScore], dict[str, str]]:
+        """(scores found, failure reasons found) for the given conversation hashes."""
+        fp = followups.fingerprint()
+        wanted = list(dict.fromkeys(hashes))
+        scores: dict[str, ConversationScore] = {}
+        failures: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):  # SQLite caps the number of parameters
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for h, value in self._db.execute(
+                    f"SELECT conversation, value FROM scores WHERE identity = ? AND settings = ? "
+                    f"AND followups = ? AND conversation IN ({marks})", (identity, settings, fp, *chunk)):
+                scores[h] = score_from_json(value, followups)
+            for h, reason in self._db.execute(
+                    f"SELECT conversation, reason FROM failures WHERE identity = ? AND settings = ? "
+                    f"AND followups = ? AND conversation IN ({marks})", (identity, settings, fp, *chunk)):
+                failures[h] = reason
+        return scores, failures
+
+    def put_many(self, identity: str, settings: str, followups: FollowupSet,
+                 scores: Mapping[str, ConversationScore],
+                 failures: Mapping[str, str] | None = None) -> None:
+        """Store and commit at once (a killed run keeps everything stored before)."""
+        fp = followups.fingerprint()
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?)",
+                [(identity, settings, fp, h, score_to_json(s)) for h, s in scores.items()])
+            if failures:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
+                    [(identity, settings, fp, h, r) for h, r in failures.items()])
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
