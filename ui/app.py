@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui import tab_about, tab_score
+from ui import tab_about, tab_batch, tab_dashboards, tab_score
 from ui.context import AppContext, render_controls
 from ui.settings import AppSettings
 from ui.state import AppState, ScorerFactory
@@ -44,6 +44,10 @@ def build_app(settings: AppSettings | None = None, *, scorer_factory: ScorerFact
         with gr.Tabs():
             with gr.Tab("Score", id="score"):
                 tab_score.build(ctx)
+            with gr.Tab("Batch evaluation", id="batch"):
+                tab_batch.build(ctx)
+            with gr.Tab("Dashboards", id="dashboards", elem_id="dashboards-tab"):
+                tab_dashboards.build(ctx)
             mine = _optional_tab("ui.tab_mine")
             if mine is not None:
                 with gr.Tab("Mine preferences", id="mine"):

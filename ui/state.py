@@ -8,10 +8,12 @@ two models. Nothing is loaded when the app is built.
 
 from __future__ import annotations
 
+import functools
 import gc
+import inspect
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from core.config import ScoringConfig
 from core.errors import FLRError, ModelLoadError
@@ -117,3 +119,19 @@ class AppState:
 
     def scorer(self, config: ScoringConfig) -> "Scorer":
         return self.hub.get(config)
+
+
+def bind(fn: Callable[..., Any], state: AppState) -> Callable[..., Any]:
+    """`fn` with its first argument fixed to `state`, as a plain function that gradio can inspect
+    (unlike `functools.partial`, whose type hints gradio cannot read, so a `gr.Request`
+    parameter would not be filled in)."""
+
+    @functools.wraps(fn)
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return fn(state, *args, **kwargs)
+
+    signature = inspect.signature(fn)
+    first = next(iter(signature.parameters))
+    bound.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])  # type: ignore[attr-defined]
+    bound.__annotations__ = {k: v for k, v in getattr(fn, "__annotations__", {}).items() if k != first}
+    return bound

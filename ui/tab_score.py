@@ -7,7 +7,6 @@ only lays out components and wires them to the handlers.
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from core.results import ConversationScore
 from ui import examples, plots
 from ui.context import AppContext
 from ui.errors import user_errors
-from ui.state import AppState
+from ui.state import AppState, bind
 
 REPLY_A, REPLY_B = "reply A", "reply B"
 DIFFERENCE, PREFERRED = "difference (A − B)", "preferred"
@@ -234,9 +233,9 @@ def build(ctx: AppContext) -> None:
     model_work = dict(concurrency_id="model", concurrency_limit=state.settings.concurrency)
     score_inputs = [conversation, followups_code, categories, *ctx.scoring_inputs]
     score_outputs = [summary, reward_plot, means_plot, table, record]
-    score_button.click(partial(score_conversation, state), score_inputs, score_outputs,
+    score_button.click(bind(score_conversation, state), score_inputs, score_outputs,
                        api_name="score", **model_work)
-    compare_button.click(partial(compare_replies, state),
+    compare_button.click(bind(compare_replies, state),
                          [context, reply_a, reply_b, followups_code, categories, *ctx.scoring_inputs],
                          [verdict, compare_plot, compare_table], api_name="compare", **model_work)
     apply_button.click(apply_followups, [followups_code], [categories, followups_status], api_name=False)

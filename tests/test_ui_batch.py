@@ -1,0 +1,183 @@
+"""Batch and Dashboards tab handlers on hand-made files whose figures are known, with FakeScorer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from tests.fakes import FakeScorer
+from ui import tab_batch, tab_dashboards
+from ui.settings import AppSettings
+from ui.state import AppState
+
+REQUEST = SimpleNamespace(session_hash="test-session")
+
+
+def no_progress(*args, **kwargs) -> None:
+    return None
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def paper_pair(tmp_path) -> list[str]:
+    """Precomputed rewards (mean pos - mean neg): accept 1, 1, 1, 0; reject 0, 0, 0, 1 -> accuracy 3/4."""
+    conv = ["Hi", "Hello"]
+    accept = [{"conversation": conv, "positive": [1.0, 0.0], "negative": [-0.5, -0.5]}] * 3 + [
+        {"conversation": conv, "positive": [0.0], "negative": [0.0]}]
+    reject = [{"conversation": conv, "positve": [0.0], "negative": [0.0]}] * 3 + [
+        {"conversation": conv, "positve": [1.0], "negative": [0.0]}]
+    return [str(write_jsonl(tmp_path / "toy_accept_relevance.jsonl", accept)),
+            str(write_jsonl(tmp_path / "toy_reject_relevance.jsonl", reject))]
+
+
+@pytest.fixture
+def hh_pairs(tmp_path) -> list[str]:
+    """10 transcripts where the chosen reply is always longer: with value = length, accuracy 1."""
+    rows = [{"chosen": f"\n\nHuman: question {i}?\n\nAssistant: a long and helpful answer number {i}",
+             "rejected": f"\n\nHuman: question {i}?\n\nAssistant: no {i}"} for i in range(10)]
+    return [str(write_jsonl(tmp_path / "hh_pairs.jsonl", rows))]
+
+
+@pytest.fixture
+def ratings(tmp_path) -> list[str]:
+    """Ratings rising with reply length: with value = length, Spearman 1."""
+    rows = [{"conversation": ["Tell me something.", "x" * (10 * (i + 1))], "score": float(i + 1),
+             "model": f"m{i % 2}"} for i in range(5)]
+    return [str(write_jsonl(tmp_path / "ratings.jsonl", rows))]
+
+
+def length_value(reply: str) -> float:
+    return len(reply) / 1000
+
+
+def make_state(tmp_path, **fake):
+    scorers = []
+
+    def factory(config):
+        scorers.append(FakeScorer(config, length_value, **fake))
+        return scorers[-1]
+
+    return AppState(AppSettings(work_dir=tmp_path / "work"), factory), scorers
+
+
+def run(state, files, reports=None, **kw):
+    args = dict(kind=tab_batch.AUTO, score_field="", elo_file=None, followups_file=None, limit=None,
+                model="embedded", mode="base", aggregation="mean")
+    args.update(kw)
+    return tab_batch.run(state, files, args["kind"], args["score_field"], args["elo_file"],
+                         args["followups_file"], args["limit"], args["model"], args["mode"],
+                         args["aggregation"], reports or [], REQUEST, no_progress)
+
+
+def test_preview_lists_what_was_detected(paper_pair, hh_pairs):
+    frame, note = tab_batch.preview(paper_pair + hh_pairs, tab_batch.AUTO, "")
+    assert len(frame) == 2
+    assert set(frame["kind"]) == {"pairwise"}
+    assert list(frame["rows"]) == [4, 10] or sorted(frame["rows"]) == [4, 10]
+    assert "10 pair(s)/row(s) need the model" in note
+    empty, note = tab_batch.preview([], tab_batch.AUTO, "")
+    assert empty.empty and note == ""
+
+
+def test_precomputed_pairs_need_no_model(tmp_path, paper_pair):
+    state, scorers = make_state(tmp_path)
+    headline, metrics, summary, skipped, downloads, reports = run(state, paper_pair)
+    assert scorers == []  # no model was loaded
+    assert "accuracy 0.750" in headline and "no model needed" in headline
+    overall = metrics[(metrics["signal"] == "flr") & (metrics["category"] == "overall")]
+    assert overall["value"].tolist() == [0.75]
+    assert overall["95% CI"].iloc[0].startswith("[")
+    names = {Path(p).name for p in downloads}
+    assert "REPORT.json" in names and any(n.endswith(".csv") for n in names)
+    assert any("accept" in n and n.endswith(".jsonl") for n in names)
+    assert len(reports) == 1 and reports[0]["benchmarks"][0]["metrics"]["accuracy"] == 0.75
+
+
+def test_scored_pairs_use_the_cache_on_the_second_run(tmp_path, hh_pairs):
+    state, scorers = make_state(tmp_path)
+    headline, metrics, *_ , reports = run(state, hh_pairs)
+    assert "accuracy 1.000" in headline
+    assert scorers[0].conversations == 20
+    headline, *_ , reports = run(state, hh_pairs, reports)
+    assert scorers[0].conversations == 20  # nothing rescored
+    assert "0 conversation(s) scored, 20 from the cache" in headline
+    assert len(reports) == 2
+
+
+def test_cancel_keeps_what_was_scored_and_a_rerun_resumes(tmp_path, hh_pairs):
+    state, scorers = make_state(tmp_path)
+    cancelled = []
+
+    def value(reply: str) -> float:
+        if not cancelled:  # the visitor presses Cancel while the first chunk is scored
+            cancelled.append(tab_batch.cancel_run(state, REQUEST))
+        return length_value(reply)
+
+    state.hub._factory = lambda config: scorers.append(FakeScorer(config, value)) or scorers[-1]
+    headline, *_ = run(state, hh_pairs)
+    assert cancelled[0].startswith("Cancelling")
+    assert "Run cancelled" in headline
+    first = scorers[0].conversations
+    assert 0 < first < 20
+    headline, *_ = run(state, hh_pairs)
+    assert "Run cancelled" not in headline and "accuracy 1.000" in headline
+    assert scorers[0].conversations == 20  # only the rest was scored
+    assert tab_batch.cancel_run(state, REQUEST) == "Nothing is running."
+
+
+def test_bad_files_give_readable_errors(tmp_path):
+    state, _ = make_state(tmp_path)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"chosen": "a"}\n{not json\n', encoding="utf-8")
+    with pytest.raises(gr.Error, match="broken.jsonl"):
+        tab_batch.preview([str(broken)], tab_batch.AUTO, "")
+    with pytest.raises(gr.Error, match="no files"):
+        run(state, [])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(gr.Error, match="empty.jsonl"):
+        run(state, [str(empty)])
+
+
+def test_dashboards_draw_session_and_uploaded_reports(tmp_path, paper_pair, ratings):
+    state, _ = make_state(tmp_path)
+    *_, downloads, reports = run(state, paper_pair + ratings)
+    note, rating_update, ranking_update, by_bench, by_cat, rating_fig, heat, rank_fig, table = \
+        tab_dashboards.draw(reports, [], None, None, "spearman")
+    assert "2 benchmark(s) from 1 run(s)" in note
+    assert rating_update["choices"] == ["ratings"] or len(rating_update["choices"]) == 1
+    flr_bar = [t for t in by_bench.data if t.name == "flr"][0]
+    assert list(flr_bar.y) == [0.75]
+    assert flr_bar.error_y.array is not None
+    annotation = rating_fig.layout.annotations[0].text
+    assert "spearman = 1.000" in annotation and "pearson" in annotation
+    assert len(rating_fig.data) == 2  # points and trend line
+    assert heat.data[0].type == "heatmap"
+    assert rank_fig.layout.annotations[0].text.startswith("No ranking")
+    report_file = next(p for p in downloads if p.endswith("REPORT.json"))
+    note, *figures, _ = tab_dashboards.draw([], [report_file], None, None, "spearman")
+    assert "1 uploaded report(s)" in note and list(figures[2].data[0].y) == [0.75]
+
+
+def test_dashboards_reject_a_file_that_is_not_a_report(tmp_path):
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"hello": 1}', encoding="utf-8")
+    with pytest.raises(gr.Error, match="notes.json: not an evaluation report"):
+        tab_dashboards.draw([], [str(bad)], None, None, "spearman")
+    worse = tmp_path / "REPORT.json"
+    worse.write_text("{", encoding="utf-8")
+    with pytest.raises(gr.Error, match="REPORT.json: not valid JSON"):
+        tab_dashboards.draw([], [str(worse)], None, None, "spearman")
+
+
+def test_no_results_yet():
+    note, *_ = tab_dashboards.draw([], [], None, None, "spearman")
+    assert note.startswith("No results yet")

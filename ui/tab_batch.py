@@ -1,0 +1,258 @@
+"""Batch tab: upload benchmark files, preview what was detected, evaluate, download the results.
+
+Loading, scoring, caching and metrics are `core.benchmarks` / `core.evaluation`; this module
+turns their frames into tables and wires progress and cancellation. Scores go to the app's
+SQLite cache as they are computed, so a cancelled run keeps them and a rerun only scores what
+is missing. On ZeroGPU the run is split into calls that each fit the GPU time budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import gradio as gr
+import pandas as pd
+
+from core.benchmarks import KINDS, Benchmark, describe_benchmarks, detect_benchmarks
+from core.elo import EloTable, load_elo
+from core.errors import BenchmarkFormatError
+from core.evaluation import EvaluationReport, run_evaluation
+from core.followups import default_followups, load_followups
+from ui.context import AppContext
+from ui.errors import user_errors
+from ui.hosting import on_spaces
+from ui.state import AppState, bind
+
+log = logging.getLogger(__name__)
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
+AUTO = "detect from the files"
+CHUNK_SHARE = 0.8  # of the ZeroGPU budget spent scoring before handing the GPU back
+METRIC_COLUMNS = ["benchmark", "kind", "category", "signal", "metric", "value", "95% CI", "p_value", "n"]
+
+
+def sample_sets(folder: Path = SAMPLES_DIR) -> dict[str, list[Path]]:
+    """Bundled samples: each sub-folder is one sample; loose files are one sample each, except
+    accept/reject files of the paper's layout, which go together."""
+    if not folder.is_dir():
+        return {}
+    sets: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.suffix == ".md":
+            continue
+        if entry.is_dir():
+            files = sorted(p for p in entry.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if files:
+                sets[entry.name.replace("_", " ")] = files
+        elif entry.is_file():
+            words = [w for w in entry.name.split(".")[0].split("_") if w not in ("accept", "reject")]
+            sets.setdefault(" ".join(words), []).append(entry)
+    return sets
+
+
+def _paths(files: Any) -> list[str]:
+    if not files:
+        return []
+    items = files if isinstance(files, (list, tuple)) else [files]
+    return [str(getattr(f, "name", f)) for f in items]
+
+
+def _kind(kind: str | None) -> str | None:
+    return None if not kind or kind == AUTO else kind
+
+
+def _detect(files: Any, kind: str | None, score_field: str | None) -> list[Benchmark]:
+    paths = _paths(files)
+    if not paths:
+        raise BenchmarkFormatError("no files: upload benchmark files or load a bundled sample")
+    return detect_benchmarks(paths, kind=_kind(kind), score_field=(score_field or "").strip() or None)
+
+
+@user_errors
+def preview(files: Any, kind: str, score_field: str) -> tuple[pd.DataFrame, str]:
+    """What the files hold, before anything is scored."""
+    if not _paths(files):
+        return describe_benchmarks([]), ""
+    benchmarks = _detect(files, kind, score_field)
+    to_score = sum(b.n for b in benchmarks if not b.precomputed)
+    note = (f"Detected {len(benchmarks)} benchmark(s). "
+            + (f"{to_score} pair(s)/row(s) need the model (cached scores are reused)."
+               if to_score else "Every row has precomputed follow-up values: no model is needed."))
+    return describe_benchmarks(benchmarks), note
+
+
+def load_sample(name: str) -> list[str]:
+    sets = sample_sets()
+    if name not in sets:
+        raise gr.Error(f"no bundled sample named {name!r}; choose one of {', '.join(sets) or '(none)'}")
+    return [str(p) for p in sets[name]]
+
+
+@dataclass
+class StopWhen:
+    """Duck-typed `threading.Event` for `run_evaluation(cancel=...)`: the visitor's cancel flag,
+    or a deadline (a ZeroGPU chunk's end)."""
+
+    event: threading.Event
+    deadline: float | None = None
+
+    def is_set(self) -> bool:
+        return self.event.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
+
+
+def evaluate(state: AppState, benchmarks: Sequence[Benchmark], *, config: Any, followups: Any,
+             elo: EloTable | None, limit: int | None, cancel: threading.Event,
+             progress: Callable[[int, int, str], None] | None = None) -> EvaluationReport:
+    """`run_evaluation` with the app's shared scorer and cache; in ZeroGPU-sized chunks on Spaces."""
+    kwargs = dict(scorer_factory=lambda: state.scorer(config), config=config, followups=followups,
+                  cache_path=state.settings.cache_path, progress=progress, limit=limit, elo=elo)
+    state.settings.cache_path.parent.mkdir(parents=True, exist_ok=True)
+    if not on_spaces():
+        return run_evaluation(benchmarks, cancel=cancel, **kwargs)
+    if any(not b.precomputed for b in benchmarks):
+        state.scorer(config)  # load in the main process; only scoring runs inside spaces.GPU
+    while True:
+        stop = StopWhen(cancel, time.monotonic() + CHUNK_SHARE * state.settings.gpu_seconds)
+        report = state.run_gpu(run_evaluation, benchmarks, cancel=stop, **kwargs)
+        if not report.cancelled or cancel.is_set() or report.stats.get("scored", 0) == 0:
+            return report
+        log.info("ZeroGPU chunk done (%d scored); continuing", report.stats.get("scored", 0))
+
+
+def metrics_table(report: EvaluationReport, digits: int = 4) -> pd.DataFrame:
+    frame = report.metrics_frame()
+    if frame.empty:
+        return pd.DataFrame(columns=METRIC_COLUMNS)
+    ci = [f"[{lo:.{digits}f}, {hi:.{digits}f}]" if pd.notna(lo) and pd.notna(hi) else ""
+          for lo, hi in zip(frame["ci_low"], frame["ci_high"])]
+    out = frame.assign(**{"95% CI": ci}).drop(columns=["ci_low", "ci_high"])
+    return out[METRIC_COLUMNS].round({"value": digits, "p_value": 6})
+
+
+def headline_markdown(report: EvaluationReport) -> str:
+    """One line per benchmark: the headline figure with its CI, and the baselines beside it."""
+    lines = []
+    for b in report.benchmarks:
+        figures = {"pairwise": ["accuracy"], "rating": ["pearson", "spearman", "kendall"],
+                   "ranking": ["spearman", "kendall"]}[b.kind]
+        parts = []
+        for metric in figures:
+            value, ci = b.metrics.get(metric), b.metrics.get(f"{metric}_ci") or [None, None]
+            if value is None:
+                parts.append(f"{metric} n/a")
+                continue
+            interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if None not in ci else ""
+            parts.append(f"**{metric} {value:.3f}**{interval}")
+        base = [f"{name} {fig.get(figures[0]):.3f}" for name, fig in b.baselines.items()
+                if fig.get(figures[0]) is not None]
+        line = f"- **{b.name}** ({b.kind}, n = {b.n}): FLR " + ", ".join(parts)
+        if base:
+            line += f"; baselines ({figures[0]}): " + ", ".join(base)
+        if b.skipped:
+            line += f"; {len(b.skipped)} row(s) skipped"
+        lines.append(line)
+    stats = report.stats
+    head = ("### Run cancelled: what was scored is cached; press Run again to resume\n"
+            if report.cancelled else "### Results\n")
+    foot = (f"\n\n{stats.get('scored', 0)} conversation(s) scored, {stats.get('from_cache', 0)} from the "
+            f"cache{', model loaded' if stats.get('model_loaded') else ', no model needed'}"
+            f" · {stats.get('seconds', 0.0):.1f} s") if stats else ""
+    warnings = [f"> ⚠️ {b.name}: {w}" for b in report.benchmarks for w in b.warnings]
+    return head + "\n".join(lines) + foot + ("\n\n" + "\n\n".join(warnings) if warnings else "")
+
+
+@user_errors
+def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any, followups_file: Any,
+        limit: float | None, model: str, mode: str, aggregation: str, reports: list[dict[str, Any]],
+        request: gr.Request, progress: gr.Progress = gr.Progress()
+        ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str], list[dict[str, Any]]]:
+    """Run handler: headline, metrics table, summary, skipped rows, downloads, session reports."""
+    benchmarks = _detect(files, kind, score_field)
+    config = state.config_for(model, mode, aggregation)
+    followups = load_followups(_paths(followups_file)[0]) if _paths(followups_file) else default_followups()
+    elo = load_elo(_paths(elo_file)[0]) if _paths(elo_file) else None
+    n = int(limit) if limit else None
+    session = getattr(request, "session_hash", None) or "local"
+    cancel = state.cancels.start(session)
+    progress(0, desc="starting")
+    try:
+        report = evaluate(state, benchmarks, config=config, followups=followups, elo=elo, limit=n,
+                          cancel=cancel,
+                          progress=lambda done, total, message: progress((done, max(total, 1)), desc=message))
+    finally:
+        state.cancels.finish(session, cancel)
+    out_dir = Path(tempfile.mkdtemp(prefix="flr-batch-"))
+    downloads = [str(p) for p in report.export(out_dir)]
+    return (headline_markdown(report), metrics_table(report), report.summary_frame().round(4),
+            report.skipped_frame(), downloads, [*(reports or []), report.to_dict()])
+
+
+def cancel_run(state: AppState, request: gr.Request) -> str:
+    session = getattr(request, "session_hash", None) or "local"
+    if state.cancels.cancel(session):
+        return "Cancelling after the conversations being scored now; what was scored stays cached."
+    return "Nothing is running."
+
+
+def build(ctx: AppContext) -> None:
+    state = ctx.state
+    samples = sample_sets()
+    gr.Markdown(
+        "Upload benchmark files: the FLR paper's accept/reject layout (with or without precomputed "
+        "`positive`/`negative` values), HH-RLHF pairs, prompt/chosen/rejected, LLMBar, rating files "
+        "or model outputs for ranking, as JSON, JSONL (also .gz), CSV or Parquet. Check what was "
+        "detected, then run. The model, mode and aggregation above apply.")
+    with gr.Row():
+        with gr.Column(scale=3):
+            files = gr.File(file_count="multiple", label="Benchmark files", elem_id="batch-files",
+                            file_types=[".json", ".jsonl", ".gz", ".csv", ".parquet"])
+        with gr.Column(scale=2):
+            if samples:
+                sample = gr.Dropdown(list(samples), value=next(iter(samples)), label="Bundled samples",
+                                     elem_id="sample-choice")
+                load_button = gr.Button("Load sample", elem_id="load-sample")
+            kind = gr.Dropdown([AUTO, *KINDS], value=AUTO, label="Benchmark kind")
+            score_field = gr.Textbox(label="Score field of rating files (optional)",
+                                     placeholder="e.g. human_score or scores.overall")
+    with gr.Accordion("More options", open=False):
+        with gr.Row():
+            limit = gr.Number(None, label="Only the first N pairs / rows per benchmark", precision=0,
+                              minimum=1)
+            elo_file = gr.File(label="Reference ELO table (JSON/CSV) for ranking; default: the paper's",
+                               file_types=[".json", ".csv"])
+            followups_file = gr.File(label="Follow-up set (JSON); default: the bundled set",
+                                     file_types=[".json"])
+    detected_note = gr.Markdown(elem_id="batch-detected-note")
+    detected = gr.Dataframe(label="Detected", interactive=False, elem_id="batch-detected", wrap=True)
+    with gr.Row():
+        run_button = gr.Button("Run evaluation", variant="primary", elem_id="batch-run")
+        cancel_button = gr.Button("Cancel", variant="stop", elem_id="batch-cancel")
+    status = gr.Markdown(elem_id="batch-status")
+    headline = gr.Markdown(elem_id="batch-headline")
+    metrics = gr.Dataframe(label="Metrics (FLR, its categories and baselines, with 95% bootstrap CIs)",
+                           interactive=False, show_search="filter", elem_id="batch-metrics")
+    with gr.Accordion("Summary across benchmarks (RewardBench style)", open=False):
+        summary = gr.Dataframe(interactive=False, elem_id="batch-summary")
+    with gr.Accordion("Skipped rows", open=False):
+        skipped = gr.Dataframe(interactive=False, wrap=True, elem_id="batch-skipped")
+    downloads = gr.File(label="Downloads: scored rows (paper-layout JSONL, CSV) and REPORT.json",
+                        file_count="multiple", interactive=False, elem_id="batch-downloads")
+
+    preview_inputs = [files, kind, score_field]
+    for trigger in (files.change, kind.change, score_field.submit):
+        trigger(preview, preview_inputs, [detected, detected_note], api_name=False)
+    if samples:
+        load_button.click(load_sample, [sample], [files], api_name=False)
+    run_event = run_button.click(
+        bind(run, state),
+        [files, kind, score_field, elo_file, followups_file, limit, *ctx.scoring_inputs, ctx.reports],
+        [headline, metrics, summary, skipped, downloads, ctx.reports],
+        api_name="evaluate", concurrency_id="model", concurrency_limit=state.settings.concurrency)
+    run_event.then(lambda: "", None, [status], api_name=False)
+    cancel_button.click(bind(cancel_run, state), None, [status], api_name=False, queue=False)

@@ -1,0 +1,163 @@
+"""Dashboards tab: plots of this session's evaluation reports and of uploaded REPORT.json files.
+
+Reports are rebuilt with `EvaluationReport.from_dict`; the frames come from the report
+(`metrics_frame`, `rating_points`, `ranking_frame`) and `ui.plots` draws them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.benchmarks import PAIRWISE, RANKING, RATING
+from core.errors import BenchmarkFormatError
+from core.evaluation import FLR, OVERALL, EvaluationReport
+from ui import plots
+from ui.context import AppContext
+from ui.errors import user_errors
+
+HEATMAP_METRICS = ("spearman", "pearson", "kendall", "accuracy")
+
+
+def read_reports(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Uploaded REPORT.json files, checked enough to be drawn."""
+    reports = []
+    for path in paths:
+        name = Path(path).name
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise BenchmarkFormatError(f"{name}: not a text file; upload the REPORT.json that "
+                                       "`python -m core evaluate` or the Batch tab wrote") from None
+        except json.JSONDecodeError as err:
+            raise BenchmarkFormatError(
+                f"{name}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+        try:
+            EvaluationReport.from_dict(data)
+        except (ValueError, KeyError, TypeError) as err:
+            raise BenchmarkFormatError(f"{name}: not an evaluation report ({err})") from None
+        reports.append(data)
+    return reports
+
+
+def combine(reports: Sequence[dict[str, Any]]) -> EvaluationReport:
+    """All benchmarks of all reports in one report; repeated names get a numbered suffix."""
+    benchmarks = []
+    seen: dict[str, int] = {}
+    for data in reports:
+        for b in EvaluationReport.from_dict(data).benchmarks:
+            seen[b.name] = seen.get(b.name, 0) + 1
+            if seen[b.name] > 1:
+                b.name = f"{b.name} ({seen[b.name]})"
+            benchmarks.append(b)
+    return EvaluationReport(benchmarks)
+
+
+def names_of(report: EvaluationReport, kind: str) -> list[str]:
+    return [b.name for b in report.benchmarks if b.kind == kind]
+
+
+def accuracy_by_benchmark(report: EvaluationReport) -> go.Figure:
+    frame = report.metrics_frame()
+    frame = frame[(frame["kind"] == PAIRWISE) & (frame["category"] == OVERALL)]
+    return plots.accuracy_figure(frame, x="benchmark", value="value", color="signal",
+                                 title="Pairwise accuracy per benchmark: FLR and baselines (95% CI)")
+
+
+def accuracy_by_category(report: EvaluationReport) -> go.Figure:
+    frame = report.metrics_frame()
+    frame = frame[(frame["kind"] == PAIRWISE) & (frame["signal"] == FLR)]
+    return plots.accuracy_figure(frame, x="category", value="value", color="benchmark",
+                                 title="Pairwise accuracy per follow-up category (95% CI)")
+
+
+def rating_figure(report: EvaluationReport, name: str | None) -> go.Figure:
+    names = names_of(report, RATING)
+    if not names:
+        return plots.empty_figure("No rating benchmarks in these results")
+    name = name if name in names else names[0]
+    b = report.benchmark(name)
+    points = report.rating_points(name)
+    correlations = {m: b.metrics.get(m) for m in ("pearson", "spearman", "kendall")}
+    return plots.rating_scatter(points, x="truth", y=FLR, correlations=correlations, hover="model",
+                                title=f"{name}: FLR against the ground-truth rating")
+
+
+def heatmap_figure(report: EvaluationReport, metric: str) -> go.Figure:
+    frame = report.metrics_frame()
+    frame = frame[(frame["signal"] == FLR) & (frame["metric"] == metric)]
+    title = f"{metric} per category and benchmark"
+    return plots.correlation_heatmap(frame, row="category", column="benchmark", value="value",
+                                     title=title)
+
+
+def ranking_figure(report: EvaluationReport, name: str | None) -> go.Figure:
+    names = names_of(report, RANKING)
+    if not names:
+        return plots.empty_figure("No ranking benchmarks in these results")
+    name = name if name in names else names[0]
+    b = report.benchmark(name)
+    frame = report.ranking_frame(name)
+    correlations = {m: b.metrics.get(m) for m in ("spearman", "kendall")}
+    return plots.ranking_scatter(frame, x="elo", y="flr", label="model", correlations=correlations,
+                                 title=f"{name}: model ranking, mean FLR against Arena ELO")
+
+
+@user_errors
+def draw(session_reports: list[dict[str, Any]] | None, uploads: Any, rating_name: str | None,
+         ranking_name: str | None, metric: str
+         ) -> tuple[str, dict[str, Any], dict[str, Any], go.Figure, go.Figure, go.Figure, go.Figure,
+                    go.Figure, pd.DataFrame]:
+    paths = [str(getattr(f, "name", f)) for f in (uploads or [])]
+    reports = list(session_reports or []) + read_reports(paths)
+    report = combine(reports)
+    ratings, rankings = names_of(report, RATING), names_of(report, RANKING)
+    rating_name = rating_name if rating_name in ratings else (ratings[0] if ratings else None)
+    ranking_name = ranking_name if ranking_name in rankings else (rankings[0] if rankings else None)
+    note = (f"{len(report.benchmarks)} benchmark(s) from {len(session_reports or [])} run(s) in this "
+            f"session and {len(paths)} uploaded report(s)." if reports else
+            "No results yet: run an evaluation in the Batch tab or upload REPORT.json files.")
+    table = report.metrics_frame()
+    if not table.empty:
+        table = table[table["signal"] == FLR].drop(columns=["signal"]).round(4)
+    return (note,
+            gr.update(choices=ratings, value=rating_name),
+            gr.update(choices=rankings, value=ranking_name),
+            accuracy_by_benchmark(report), accuracy_by_category(report),
+            rating_figure(report, rating_name), heatmap_figure(report, metric),
+            ranking_figure(report, ranking_name), table)
+
+
+def build(ctx: AppContext) -> None:
+    with gr.Row():
+        uploads = gr.File(file_count="multiple", file_types=[".json"], elem_id="report-upload",
+                          label="Upload REPORT.json files (from the Batch tab or `python -m core evaluate`)")
+        with gr.Column():
+            note = gr.Markdown(elem_id="dashboards-note")
+            refresh = gr.Button("Redraw", elem_id="dashboards-refresh")
+    nothing = plots.empty_figure("No results yet: run an evaluation in the Batch tab or upload a report")
+    with gr.Row():
+        by_benchmark = gr.Plot(nothing, label="Accuracy per benchmark", elem_id="plot-accuracy-benchmark")
+        by_category = gr.Plot(nothing, label="Accuracy per category", elem_id="plot-accuracy-category")
+    with gr.Row():
+        with gr.Column():
+            rating_name = gr.Dropdown([], label="Rating benchmark", elem_id="rating-choice")
+            rating = gr.Plot(nothing, label="FLR against rating", elem_id="plot-rating")
+        with gr.Column():
+            metric = gr.Dropdown(list(HEATMAP_METRICS), value="spearman", label="Heatmap metric")
+            heatmap = gr.Plot(nothing, label="Per category and benchmark", elem_id="plot-heatmap")
+    ranking_name = gr.Dropdown([], label="Ranking benchmark", elem_id="ranking-choice")
+    ranking = gr.Plot(nothing, label="Model ranking", elem_id="plot-ranking")
+    with gr.Accordion("FLR figures as a table", open=False):
+        table = gr.Dataframe(interactive=False, show_search="filter", elem_id="dashboards-table")
+
+    inputs = [ctx.reports, uploads, rating_name, ranking_name, metric]
+    outputs = [note, rating_name, ranking_name, by_benchmark, by_category, rating, heatmap, ranking, table]
+    for trigger in (ctx.reports.change, uploads.change, refresh.click, metric.input, rating_name.input,
+                    ranking_name.input):
+        trigger(draw, inputs, outputs, api_name=False)
