@@ -611,12 +611,17 @@ def _row(row: int, source: str, conversation: Conversation | None, error: str | 
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-    for col in (COL_SIDE, COL_SOURCE, COL_MODEL, COL_PROMPT, COL_CONVERSATION, COL_ERROR,
-                COL_PRECOMPUTED):
-        frame[col] = frame[col].astype(object)
-    frame[COL_TRUTH] = frame[COL_TRUTH].astype(float)
-    return frame
+    # Built column by column as plain objects: pandas would turn None into NaN otherwise.
+    data: dict[str, Any] = {}
+    for col in FRAME_COLUMNS:
+        values = [r[col] for r in rows]
+        if col == COL_ROW:
+            data[col] = pd.Series(values, dtype="int64")
+        elif col == COL_TRUTH:
+            data[col] = pd.Series(values, dtype=float)
+        else:
+            data[col] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data, columns=list(FRAME_COLUMNS))
 
 
 def _category_groups(files: list[_File]) -> "OrderedDict[tuple, list[_File]]":
@@ -626,8 +631,8 @@ def _category_groups(files: list[_File]) -> "OrderedDict[tuple, list[_File]]":
         key = _pair_key(f.path)
         if f.precomputed and len(key) > 1 and key[-1] != "*":
             key = (str(f.path.parent),) + key[:-1] + ("<category>",)
-        else:
-            key = (str(f.path.parent),) + key
+        else:  # a file of its own (full path first, so same-named files never merge)
+            key = (str(f.path),) + key
         groups.setdefault(key, []).append(f)
     return groups
 
@@ -807,7 +812,7 @@ def _grouped(kind: str, files: list[_File]) -> list[Benchmark]:
     by_dir: OrderedDict[tuple, list[tuple[tuple, list[_File]]]] = OrderedDict()
     for key, group in groups.items():
         cats = tuple(sorted(_category_word(f.path) for f in group)) if group[0].precomputed else ()
-        by_dir.setdefault((key[0], group[0].precomputed, cats), []).append((key, group))
+        by_dir.setdefault((str(group[0].path.parent), group[0].precomputed, cats), []).append((key, group))
     benchmarks = []
     for (directory, _, _), items in by_dir.items():
         if len(items) == 1:

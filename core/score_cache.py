@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -38,6 +39,16 @@ CREATE TABLE IF NOT EXISTS failures (
     PRIMARY KEY (identity, settings, followups, conversation));
 CREATE TABLE IF NOT EXISTS identities (model_key TEXT PRIMARY KEY, identity TEXT NOT NULL);
 """
+
+CACHE_DIR_ENV = "FLR_CACHE_DIR"  # overrides the default cache folder
+CACHE_FILE = "scores.sqlite"
+
+
+def default_cache_path() -> Path:
+    """`$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite` (never the checkout)."""
+    folder = os.environ.get(CACHE_DIR_ENV)
+    base = Path(folder).expanduser() if folder else Path.home() / ".cache" / "flr-studio"
+    return base / CACHE_FILE
 
 
 def conversation_hash(conversation: Conversation) -> str:

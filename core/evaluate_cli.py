@@ -1,0 +1,241 @@
+"""The `evaluate` subcommand: benchmark files in, a metrics table and REPORT.json out.
+
+    python -m core evaluate PATHS... [--model M] [--followups SET.json] [--mode ...]
+        [--aggregation ...] [--kind ...] [--score-field F] [--limit N] [--elo FILE]
+        [--report REPORT.json] [--output-dir DIR] [--cache PATH | --no-cache]
+
+`add_parser(subparsers)` registers it on the main parser (`core.cli`); `run(args)` does the
+work and returns the exit status. Scores are cached in SQLite outside the checkout
+(`$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite`), so a second run
+on the same files loads no model. Bad input prints one line naming the file, line and field,
+and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from core.benchmarks import KINDS, detect_benchmarks
+from core.config import AGGREGATIONS, DTYPES, MODES, ScoringConfig
+from core.elo import EloTable, default_elo, load_elo
+from core.errors import FLRError, InputError
+from core.evaluation import (BASELINES, HEADLINE, METRICS_BY_KIND, EvaluationReport,
+                             run_evaluation)
+from core.followups import default_followups, load_followups
+from core.metrics import BOOTSTRAP_SAMPLES
+from core.score_cache import default_cache_path
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `evaluate` on an `argparse` subparsers object."""
+    parser = subparsers.add_parser(
+        "evaluate", help="evaluate FLR on benchmark files (pairwise, rating, ranking)",
+        description="Evaluate FLR on benchmark files: pairwise accuracy, rating correlations "
+                    "and model-ranking correlations with 95%% bootstrap intervals and baselines. "
+                    "Scores are cached, so a rerun loads no model.")
+    configure_parser(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="benchmark files or folders (JSON, JSONL, .gz, CSV, Parquet)")
+    model = parser.add_argument_group("scoring (for rows without precomputed values)")
+    model.add_argument("--model", help="Hub id, local folder, .gguf file or 'embedded' (default)")
+    model.add_argument("--followups", type=Path, metavar="SET.json",
+                       help="follow-up set (default: the bundled six-category set)")
+    model.add_argument("--categories", help="comma-separated categories of the set to use")
+    model.add_argument("--mode", choices=MODES)
+    model.add_argument("--aggregation", choices=AGGREGATIONS)
+    model.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps")
+    model.add_argument("--dtype", choices=DTYPES)
+    model.add_argument("--batch-size", type=int)
+    data = parser.add_argument_group("benchmark files")
+    data.add_argument("--kind", choices=KINDS, help="override the detected benchmark kind")
+    data.add_argument("--score-field", metavar="F",
+                      help="ground-truth field of rating files (dots reach into objects)")
+    data.add_argument("--limit", type=int, metavar="N",
+                      help="first N pairs / rows per benchmark (ranking: first N prompts)")
+    data.add_argument("--elo", type=Path, metavar="FILE",
+                      help="reference ELO table, JSON or CSV (default: the paper's LMSYS ELO)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--report", type=Path, metavar="REPORT.json",
+                     help="where to write the report (default: REPORT.json, or inside --output-dir)")
+    out.add_argument("--output-dir", type=Path, metavar="DIR",
+                     help="also write the scored rows: paper-layout JSONL per category and CSV")
+    out.add_argument("--cache", type=Path, metavar="PATH",
+                     help=f"score cache (default: {default_cache_path()})")
+    out.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
+    out.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N",
+                     help="bootstrap resamples per confidence interval (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation the parsed arguments describe; 0 on success, 2 on bad input."""
+    try:
+        report, report_path, exported = _run(args)
+    except FLRError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; every score computed so far is cached and will be reused",
+              file=sys.stderr)
+        return 130
+    print(format_report(report))
+    print(f"\nreport: {report_path}")
+    if exported:
+        print(f"scored rows: {len(exported) - 1} files in {exported[0].parent}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> tuple[EvaluationReport, Path, list[Path]]:
+    if args.limit is not None and args.limit < 1:
+        raise _usage("--limit must be a positive number of rows")
+    if args.bootstrap < 100:
+        raise _usage("--bootstrap needs at least 100 resamples for a 95% interval")
+    config = ScoringConfig.from_env(model=args.model, mode=args.mode,
+                                    aggregation=args.aggregation, device=args.device,
+                                    dtype=args.dtype, batch_size=args.batch_size)
+    followups = load_followups(args.followups) if args.followups else default_followups()
+    if args.categories:
+        followups = followups.select([c.strip() for c in args.categories.split(",") if c.strip()])
+    elo: EloTable = load_elo(args.elo) if args.elo else default_elo()
+    benchmarks = detect_benchmarks(args.paths, kind=args.kind, score_field=args.score_field)
+    cache_path = None if args.no_cache else (args.cache or default_cache_path())
+
+    def factory() -> Any:
+        from core.scorer import load_scorer  # torch is imported only when something needs scoring
+
+        log.info("loading %s", config.model)
+        return load_scorer(config)
+
+    with _ProgressBar() as progress:
+        report = run_evaluation(benchmarks, scorer_factory=factory, config=config,
+                                followups=followups, cache_path=cache_path,
+                                progress=progress, cancel=threading.Event(), limit=args.limit,
+                                elo=elo, bootstrap_samples=args.bootstrap)
+    exported: list[Path] = []
+    if args.output_dir is not None:
+        exported = report.export(args.output_dir)
+    report_path = args.report or ((args.output_dir / "REPORT.json") if args.output_dir
+                                  else Path("REPORT.json"))
+    if not (exported and report_path == exported[-1]):
+        report.write_report(report_path)
+    return report, report_path, exported
+
+
+def _usage(message: str) -> FLRError:
+    return InputError(message)
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr while conversations are scored (silent when not a terminal)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        if self._bar is None:
+            if not sys.stderr.isatty():
+                return
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="conv", file=sys.stderr, desc="scoring")
+        self._bar.set_postfix_str(message, refresh=False)
+        self._bar.n = done
+        self._bar.refresh()
+
+
+# --------------------------------------------------------------------------- the table
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _with_ci(figures: dict[str, Any], metric: str) -> str:
+    value = figures.get(metric)
+    low, high = (figures.get(f"{metric}_ci") or [None, None])[:2]
+    if value is None:
+        return "-"
+    return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def format_report(report: EvaluationReport) -> str:
+    """A plain-text table: per benchmark the FLR figures with 95% intervals, the baselines
+    on the same rows, per-category headline figures, skipped rows and warnings."""
+    lines: list[str] = []
+    if report.cancelled:
+        lines.append("(cancelled: rows not scored yet are left out)")
+    header = (f"{'benchmark':<28} {'kind':<9} {'n':>6}  {'metric':<9} {'FLR [95% CI]':<24}"
+              + "".join(f" {b:>13}" for b in BASELINES))
+    lines.append(header)
+    lines.append("-" * len(header))
+    for b in report.benchmarks:
+        for i, metric in enumerate(METRICS_BY_KIND[b.kind]):
+            lead = f"{b.name[:28]:<28} {b.kind:<9} {b.n:>6}" if i == 0 else " " * 45
+            base = "".join(f" {_fmt(b.baselines.get(s, {}).get(metric)):>13}" for s in BASELINES)
+            lines.append(f"{lead}  {metric:<9} {_with_ci(b.metrics, metric):<24}{base}")
+    lines.append("")
+    for b in report.benchmarks:
+        headline = HEADLINE[b.kind]
+        cats = ", ".join(f"{c} {_fmt(f.get(headline))}" for c, f in b.per_category.items())
+        lines.append(f"{b.name}: {headline} by category: {cats or '-'}")
+        if b.kind == "ranking":
+            matched = b.metrics.get("n_matched", 0)
+            lines.append(f"  models: {b.metrics.get('n_models', 0)}, with an ELO: {matched}"
+                         + (f"; unmatched: {', '.join(b.unmatched)}" if b.unmatched else ""))
+            renamed = [f"{m['model']} -> {m['elo model']}" for m in b.models
+                       if m["elo model"] and m["elo model"] != m["model"]]
+            if renamed:
+                lines.append("  name mapping: " + "; ".join(renamed))
+        if b.skipped:
+            shown = "; ".join(f"row {s['row']} ({s['source']}): {s['reason']}" for s in b.skipped[:3])
+            more = f"; and {len(b.skipped) - 3} more" if len(b.skipped) > 3 else ""
+            lines.append(f"  skipped {len(b.skipped)} row(s): {shown}{more}")
+        for warning in b.warnings:
+            lines.append(f"  warning: {warning}")
+    summary = report.summary()
+    if summary:
+        lines.append("")
+        lines.append("summary (per set, then weighted by rows):")
+        for kind, entry in summary.items():
+            metric = HEADLINE[kind]
+            sets = ", ".join(f"{name} {_fmt(fig.get(metric))}" for name, fig in entry["sets"].items())
+            lines.append(f"  {kind} {metric}: {sets}; weighted {_fmt(entry[f'weighted_{metric}'])}")
+    stats = report.stats
+    if stats:
+        lines.append("")
+        lines.append(f"conversations: {stats.get('scored', 0)} scored now, "
+                     f"{stats.get('from_cache', 0)} from the cache; "
+                     f"{_fmt(stats.get('seconds'), 1)} s")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m core.evaluate_cli ...` (the same as `python -m core evaluate ...`)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m core evaluate")
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
