@@ -1,0 +1,160 @@
+"""Turning a conversation plus a follow-up into token ids and the positions to score.
+
+Base mode: the follow-up is the next user turn after the conversation, rendered with the model's
+own chat template. Its tokens are those the rendering has beyond the rendering of the same
+conversation with an empty follow-up (common prefix and common suffix removed), so role
+headers and end-of-turn markers are never scored.
+
+Feedback mode (a scorer fine-tuned on natural-language feedback, as in the paper): roles are
+swapped. The instruction `FEEDBACK_INSTRUCTION` is the first user turn, the last user utterance
+becomes an assistant turn, the judged reply a user turn, and the follow-up is the assistant's
+next turn. Like the paper's `run_llama3_ft.py`, only the last exchange is kept: the scorer was
+fine-tuned on (question, answer, feedback) triples.
+
+Paper aggregation (`"paper"`) reproduces the released scripts exactly: the follow-up is
+tokenized alone (with special tokens, L tokens) and the raw logits at position -L of the full
+rendered sequence are averaged at those L token ids. It is not a log-likelihood.
+
+Models without a chat template get `PLAIN_TEMPLATE`: turns as `User: ...` / `Assistant: ...`
+separated by blank lines.
+
+Long conversations are cut from the left: oldest exchanges first, then (if a single exchange
+is still too long) tokens from the left of the sequence; the result records how much.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from core.conversation import ASSISTANT, USER, Conversation
+from core.errors import ConversationError
+
+FEEDBACK_INSTRUCTION = "Please ask me a question and provide feedback to my answer."
+
+PLAIN_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if not loop.first %}{{ '\n\n' }}{% endif %}"
+    "{{ message['role'] | capitalize }}: {{ message['content'] }}"
+    "{% endfor %}"
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One follow-up to score: a token sequence and where its score is read from.
+
+    The score is an aggregate over (position, target) pairs: the model's output at `position`
+    (predicting token position + 1) evaluated at each id in that position's targets.
+    """
+
+    ids: tuple[int, ...]
+    positions: tuple[int, ...]
+    targets: tuple[tuple[int, ...], ...]
+
+    @property
+    def needed_length(self) -> int:
+        """Tokens the model must see: everything up to the last position read."""
+        return max(self.positions) + 1
+
+
+@dataclass(frozen=True)
+class RenderedConversation:
+    requests: tuple[Request, ...]  # one per follow-up, in the order given
+    dropped_utterances: int  # utterances cut from the left to fit the context
+    dropped_tokens: int  # tokens cut from the left after that (single long exchange)
+    warnings: tuple[str, ...]
+
+
+def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str], *,
+           mode: str, aggregation: str, max_length: int) -> RenderedConversation:
+    """Requests for every follow-up, fitting `max_length` tokens by cutting from the left."""
+    dropped = 0
+    while True:
+        sequences = [_render_pair(tokenizer, conversation, f, mode) for f in followups]
+        longest = max(len(full) for full, _ in sequences)
+        if longest <= max_length or len(conversation.utterances) <= 2 or mode == "feedback":
+            break
+        conversation = conversation.drop_oldest_exchange()
+        dropped += 2
+    cut = max(0, longest - max_length)
+    requests = []
+    for text, (full, empty) in zip(followups, sequences):
+        requests.append(_request(tokenizer, text, full, empty, aggregation, cut))
+    warnings = list(conversation.warnings)
+    if dropped:
+        warnings.append(f"conversation too long for {max_length} tokens: dropped the oldest "
+                        f"{dropped} utterance(s)")
+    if cut:
+        warnings.append(f"conversation too long for {max_length} tokens even with one exchange: "
+                        f"cut its first {cut} token(s)")
+    return RenderedConversation(tuple(requests), dropped, cut, tuple(warnings))
+
+
+def scored_messages(conversation: Conversation, followup: str, mode: str) -> list[dict[str, str]]:
+    """The chat messages whose last turn is the follow-up being scored."""
+    if mode == "feedback":
+        return [
+            {"role": USER, "content": FEEDBACK_INSTRUCTION},
+            {"role": ASSISTANT, "content": conversation.last_user},
+            {"role": USER, "content": conversation.reply},
+            {"role": ASSISTANT, "content": followup},
+        ]
+    return conversation.messages() + [{"role": USER, "content": followup}]
+
+
+def encode_messages(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    template = None if getattr(tokenizer, "chat_template", None) else PLAIN_TEMPLATE
+    text = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
+    return list(tokenizer(text, add_special_tokens=template is not None).input_ids)
+
+
+def _render_pair(tokenizer: Any, conversation: Conversation, followup: str,
+                 mode: str) -> tuple[list[int], list[int]]:
+    full = encode_messages(tokenizer, scored_messages(conversation, followup, mode))
+    empty = encode_messages(tokenizer, scored_messages(conversation, "", mode))
+    return full, empty
+
+
+def _request(tokenizer: Any, text: str, full: list[int], empty: list[int], aggregation: str,
+             cut: int) -> Request:
+    if aggregation == "paper":
+        paper_ids = tuple(tokenizer(text).input_ids)
+        position = len(full) - len(paper_ids)
+        if position < cut:
+            raise ConversationError(
+                f"follow-up {text!r} is longer than its rendered conversation; "
+                "paper aggregation cannot read position -L"
+            )
+        ids = full[cut:]
+        return Request(tuple(ids), (position - cut,), (paper_ids,))
+    start = _common_prefix(full, empty)
+    end = len(full) - _common_suffix(full[start:], empty[start:])
+    if end <= start:
+        raise ConversationError(f"follow-up {text!r} renders to no tokens of its own")
+    if start - cut < 1:
+        raise ConversationError(
+            f"follow-up {text!r} does not fit the context window even after cutting the conversation"
+        )
+    ids = full[cut:end]
+    positions = tuple(range(start - 1 - cut, end - 1 - cut))
+    targets = tuple((ids[p + 1],) for p in positions)
+    return Request(tuple(ids), positions, targets)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _common_suffix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(reversed(a), reversed(b)):
+        if x != y:
+            break
+        n += 1
+    return n

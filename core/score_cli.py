@@ -1,0 +1,80 @@
+"""`python -m core score`: follow-up rewards for every conversation in a JSON/JSONL file.
+
+Input items are utterance lists or objects with a `conversation` field (other fields are kept).
+Every item is parsed before the model loads, so a bad item is reported (with its number and
+line) without wasting a model load; output is written and flushed item by item, in input order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.cli import add_scoring_arguments, config_from_args
+from core.conversation import Conversation, parse_conversation
+from core.errors import ConversationError, InputError
+from core.followups import load_followups
+from core.records import read_records
+
+log = logging.getLogger(__name__)
+PROGRESS_MIN_ITEMS = 5  # a progress bar is noise for a handful of items
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("score", help="score conversations against follow-up sets",
+                                   description=__doc__)
+    parser.add_argument("--input", required=True, help="JSON or JSONL file of conversations")
+    parser.add_argument("--output", required=True, help="JSONL file to write")
+    add_scoring_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def load_items(path: str | Path) -> list[tuple[dict[str, Any], Conversation]]:
+    """(output record stub, conversation) per input item; raises naming the bad item."""
+    items = read_records(path, InputError)
+    out = []
+    for number, item in enumerate(items, start=1):
+        where = f"{path}, item {number}"
+        if isinstance(item, dict):
+            if "conversation" not in item:
+                raise ConversationError(f"{where}: object has no 'conversation' field "
+                                        "(expected a list of utterances or messages)")
+            record = dict(item)
+        else:
+            record = {"conversation": item}
+        out.append((record, parse_conversation(record["conversation"], where)))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.scorer import load_scorer
+
+    config = config_from_args(args)
+    followups = load_followups(args.followups)
+    items = load_items(args.input)
+    scorer = load_scorer(config)
+    bar = None
+    if len(items) >= PROGRESS_MIN_ITEMS:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc="scoring", unit="conv", file=sys.stderr)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", encoding="utf-8") as fh:
+        for record, conversation in items:
+            for warning in conversation.warnings:
+                log.warning(warning)
+            result = scorer.score(conversation, followups)
+            record.update(result.to_record())
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    print(f"wrote {len(items)} scored conversation(s) to {output}", file=sys.stderr)
+    return 0
