@@ -169,7 +169,8 @@ class TransformersPolicy:
 
     @classmethod
     def from_loaded(cls, loaded: "LoadedModel") -> "TransformersPolicy":
-        return cls(loaded.model, loaded.tokenizer, loaded.identity)
+        dtype = str(getattr(loaded, "dtype", "")).removeprefix("torch.")
+        return cls(loaded.model, loaded.tokenizer, f"{loaded.identity}|{dtype}")
 
     @property
     def identity(self) -> str:

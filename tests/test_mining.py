@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Sequence
@@ -10,14 +9,14 @@ from typing import Sequence
 import pytest
 import torch
 
-from core.config import ScoringConfig
 from core.conversation import Conversation
 from core.errors import ConfigError, InputError
 from core.followups import FollowupSet, followups_from_mapping
 from core.mining import (CACHE_FOLDER, EMPTY_REPLY, Generation, MiningConfig, RowSampler,
                          SampleCache, TransformersPolicy, mine, run_key, sample_seed)
 from core.prompts import MiningPrompt, PromptFileError, load_prompts, parse_prompts
-from core.results import CategoryScore, ConversationScore
+from core.results import ConversationScore
+from tests.fakes import FakeScorer
 
 FOLLOWUPS = followups_from_mapping({
     "relevance": {"positive": ["Thanks!"], "negative": ["That is off topic."]},
@@ -25,34 +24,17 @@ FOLLOWUPS = followups_from_mapping({
 })
 
 
-class TextHashScorer:
-    """Canned rewards: a pure function of the reply text, so reruns agree exactly."""
+class TextHashScorer(FakeScorer):
+    """The shared fake (rewards from a hash of the reply), recording what it was asked to judge."""
 
-    def __init__(self, fail_after_calls: int | None = None) -> None:
-        self.config = ScoringConfig()
-        self.calls = 0
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__(name="text-hash", fail_after=fail_after)
         self.scored: list[Conversation] = []
-        self.fail_after_calls = fail_after_calls
 
-    @property
-    def identity(self) -> str:
-        return "text-hash-scorer"
-
-    def score(self, conversation: Conversation, followups: FollowupSet) -> ConversationScore:
-        digest = hashlib.sha256(conversation.reply.encode()).digest()
-        categories = tuple(
-            CategoryScore(c.name, (digest[i] / 255.0,), (digest[i + 8] / 255.0,))
-            for i, c in enumerate(followups)
-        )
-        return ConversationScore(categories)
-
-    def score_many(self, conversations: Sequence[Conversation], followups: FollowupSet,
-                   progress=None) -> list[ConversationScore]:
-        if self.fail_after_calls is not None and self.calls >= self.fail_after_calls:
-            raise KeyboardInterrupt("killed by the test")
-        self.calls += 1
-        self.scored += list(conversations)
-        return [self.score(c, followups) for c in conversations]
+    def _score_one(self, conversation: Conversation, followups: FollowupSet) -> ConversationScore:
+        result = super()._score_one(conversation, followups)
+        self.scored.append(conversation)
+        return result
 
 
 class ScriptedPolicy:
@@ -260,8 +242,8 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(tmp_path: Path, tiny
     config = MiningConfig(samples=2, max_new_tokens=8, seed=3, batch_size=1)
     reference = mine(prompts, tiny_policy, TextHashScorer(), FOLLOWUPS, config, tmp_path / "clean")
 
-    killed = TextHashScorer(fail_after_calls=2)
-    with pytest.raises(KeyboardInterrupt):
+    killed = TextHashScorer(fail_after=2 * 2)  # dies on the third prompt (2 samples each)
+    with pytest.raises(RuntimeError, match="fake scorer stopped"):
         mine(prompts, tiny_policy, killed, FOLLOWUPS, config, tmp_path / "run")
     cache_files = list((tmp_path / "run" / CACHE_FOLDER).glob("samples-*.jsonl"))
     assert len(cache_files) == 1 and len(cache_files[0].read_text().splitlines()) == 2
