@@ -1,0 +1,173 @@
+"""`python -m core mine`: sample replies, score them with FLR, export LLaMA-Factory datasets.
+
+    python -m core mine --prompts prompts.jsonl --output-dir mined/ [--policy M] [--scorer M]
+        [--samples K] [--seed S] [--max-new-tokens N] [--temperature T] [--top-p P]
+        [--min-margin X] [--kto-threshold X] [--followups SET.json] [--limit N]
+
+With `--feedback-triples FILE` instead of `--prompts`, it writes SFT data for a feedback-mode
+scorer from (question, answer, feedback) triples (`core.feedback_data`) and samples nothing.
+
+Both models default to the embedded SmolLM2-135M-Instruct (the scorer follows `FLR_MODEL` when
+that is set). When the policy and the scorer are the same model, it is loaded once. A rerun
+with the same settings and output folder resumes from `DIR/cache/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import Any
+
+from core.config import AGGREGATIONS, DTYPES, EMBEDDED_MODEL, MODES, ScoringConfig
+from core.errors import FLRError
+from core.mining import MiningConfig
+
+log = logging.getLogger(__name__)
+
+_DEFAULTS = MiningConfig()
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the `mine` subcommand; its handler is `run` (also set as `func`)."""
+    parser = subparsers.add_parser(
+        "mine", help="sample replies from a policy model, score them with FLR, export DPO/KTO/SFT data",
+        description="Sample K replies per prompt from a policy model, score each with FLR, and write "
+                    "LLaMA-Factory datasets (DPO pairs, KTO, SFT; alpaca and sharegpt) with "
+                    "dataset_info.json, a JSONL of every sample and a summary.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompts", metavar="FILE",
+                        help="JSON / JSONL / CSV of prompts (strings, {prompt|question|instruction}, "
+                             "MT-Bench {turns}, or conversations ending with the user's turn)")
+    source.add_argument("--feedback-triples", metavar="FILE",
+                        help="instead of mining: JSON / JSONL / CSV of {question, answer, feedback} "
+                             "to turn into SFT data for a feedback-mode scorer")
+    parser.add_argument("--output-dir", required=True, metavar="DIR",
+                        help="where the datasets, dataset_info.json, summary and resume cache go")
+    parser.add_argument("--policy", default=EMBEDDED_MODEL, metavar="M",
+                        help="model that writes the replies (default: embedded)")
+    parser.add_argument("--scorer", "--model", dest="scorer", default=None, metavar="M",
+                        help="model that scores them (default: $FLR_MODEL or embedded)")
+    parser.add_argument("--samples", type=int, default=_DEFAULTS.samples, metavar="K",
+                        help=f"replies per prompt (default {_DEFAULTS.samples})")
+    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, metavar="S",
+                        help=f"sampling seed; same seed, same samples (default {_DEFAULTS.seed})")
+    parser.add_argument("--max-new-tokens", type=int, default=_DEFAULTS.max_new_tokens, metavar="N",
+                        help=f"reply length cap in tokens (default {_DEFAULTS.max_new_tokens})")
+    parser.add_argument("--temperature", type=float, default=_DEFAULTS.temperature, metavar="T",
+                        help=f"sampling temperature, 0 = greedy (default {_DEFAULTS.temperature})")
+    parser.add_argument("--top-p", type=float, default=_DEFAULTS.top_p, metavar="P",
+                        help=f"nucleus sampling mass (default {_DEFAULTS.top_p})")
+    parser.add_argument("--generation-batch-size", type=int, default=_DEFAULTS.batch_size, metavar="B",
+                        help=f"prompts per generation batch; samples do not depend on it "
+                             f"(default {_DEFAULTS.batch_size})")
+    parser.add_argument("--min-margin", type=float, default=0.0, metavar="X",
+                        help="DPO: keep a prompt only if best minus worst FLR is at least X (default 0)")
+    parser.add_argument("--kto-threshold", type=float, default=None, metavar="X",
+                        help="KTO: desirable iff FLR >= X (default: above the prompt's median FLR)")
+    parser.add_argument("--followups", default=None, metavar="SET.json",
+                        help="follow-up set (default: the bundled six-category set)")
+    parser.add_argument("--categories", default=None, metavar="A,B",
+                        help="score only these follow-up categories (comma-separated)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N prompts")
+    parser.add_argument("--prefix", default="flr", help="file and dataset-name prefix (default flr)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--dtype", default=None, choices=DTYPES, help="model dtype (default auto)")
+    parser.add_argument("--mode", default=None, choices=MODES, help="scorer mode (default base)")
+    parser.add_argument("--aggregation", default=None, choices=AGGREGATIONS,
+                        help="follow-up score aggregation (default mean)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="follow-up sequences per scoring forward pass")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="scoring token budget per sequence (default: the model's context)")
+    parser.add_argument("--trust-remote-code", action="store_true", default=None,
+                        help="allow model code from the Hub for either model (off by default)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; errors a user can fix become one line on stderr and exit status 2."""
+    try:
+        if args.feedback_triples:
+            return _feedback_data(args)
+        return _mine(args)
+    except FLRError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _feedback_data(args: argparse.Namespace) -> int:
+    from core.feedback_data import export_feedback_data, load_triples
+
+    triples = load_triples(args.feedback_triples)
+    files = export_feedback_data(triples, args.output_dir, prefix=f"{args.prefix}_feedback")
+    print(f"{len(triples)} (question, answer, feedback) triples -> feedback-mode SFT data")
+    for path in files.values():
+        print(f"  {path}")
+    return 0
+
+
+def _mine(args: argparse.Namespace) -> int:
+    from core.followups import load_followups
+    from core.mining import TransformersPolicy, load_policy, mine
+    from core.preference_export import ExportConfig, export_preferences, format_summary
+    from core.prompts import PromptFileError, load_prompts
+    from core.scorer import load_scorer
+
+    mining = MiningConfig(samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, top_p=args.top_p,
+                          batch_size=args.generation_batch_size)
+    export = ExportConfig(min_margin=args.min_margin, kto_threshold=args.kto_threshold, prefix=args.prefix)
+    scoring = ScoringConfig.from_env(model=args.scorer, device=args.device, dtype=args.dtype, mode=args.mode,
+                                     aggregation=args.aggregation, batch_size=args.batch_size,
+                                     max_length=args.max_length, trust_remote_code=args.trust_remote_code)
+    policy_config = scoring.with_changes(model=args.policy)
+    prompts = load_prompts(args.prompts)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise PromptFileError(f"--limit must be a positive number of prompts; got {args.limit}")
+        prompts = prompts[:args.limit]
+    followups = load_followups(args.followups)
+    if args.categories:
+        followups = followups.select([c.strip() for c in args.categories.split(",") if c.strip()])
+
+    started = time.perf_counter()
+    scorer = load_scorer(scoring)
+    loaded = getattr(scorer, "loaded", None)
+    if loaded is not None and policy_config.model == scoring.model:
+        policy = TransformersPolicy.from_loaded(loaded)  # one model plays both parts
+    else:
+        policy = load_policy(policy_config)
+    load_seconds = time.perf_counter() - started
+
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(prompts), desc="mining", unit="prompt", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.n = done
+            bar.refresh()
+
+    try:
+        results = mine(prompts, policy, scorer, followups, mining, args.output_dir, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    mine_seconds = time.perf_counter() - started - load_seconds
+    run_info = {"prompts_file": str(args.prompts), "policy": policy.identity, "scorer": scorer.identity,
+                "scoring": scoring.scoring_key(), "followups": followups.fingerprint(),
+                "categories": list(followups.names), **mining.sampling_key(),
+                "load_seconds": round(load_seconds, 2), "mine_seconds": round(mine_seconds, 2)}
+    result = export_preferences(results, args.output_dir, export, run_info)
+    print(format_summary(result.summary))
+    print(f"\nmodels loaded in {load_seconds:.1f}s; sampled and scored in {mine_seconds:.1f}s")
+    print(f"LLaMA-Factory datasets in {args.output_dir} (see dataset_info.json):")
+    for name, path in result.files.items():
+        print(f"  {name:<22} {path}")
+    return 0
