@@ -22,24 +22,24 @@ def read_records(path: str | Path, error: type[InputError] = InputError) -> list
         raise error(f"{path}: not UTF-8 text (byte {err.start})") from None
     if not text.strip():
         raise error(f"{path}: the file is empty")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise error(f"{path}, line {err.lineno}: invalid JSON ({err.msg}, column {err.colno})") from None
-        return list(data)
+    try:  # a whole JSON document: a list of items or one object
+        data = json.loads(text)
+    except json.JSONDecodeError as whole_err:
+        return _read_jsonl(path, text, whole_err, error)
+    return list(data) if isinstance(data, list) else [data]
+
+
+def _read_jsonl(path: Path, text: str, whole_err: json.JSONDecodeError,
+                error: type[InputError]) -> list[Any]:
+    """One JSON value per line; a file that is no JSONL either reports the likelier error."""
     items = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             items.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            if lineno == 1 and stripped.startswith("{"):
-                try:  # a single pretty-printed JSON object
-                    return [json.loads(text)]
-                except json.JSONDecodeError:
-                    pass
-            raise error(f"{path}, line {lineno}: invalid JSON ({err.msg}, column {err.colno})") from None
+        except json.JSONDecodeError as line_err:
+            # Not JSONL from the first line on: the whole-document error says more.
+            bad, at = (line_err, lineno) if items else (whole_err, whole_err.lineno)
+            raise error(f"{path}, line {at}: invalid JSON ({bad.msg}, column {bad.colno})") from None
     return items
