@@ -59,17 +59,30 @@ def shoot(page, name: str, full_page: bool = True) -> Path:
     return path
 
 
+def wait_text(page, selector: str, text: str) -> None:
+    """Wait until the element's visible text contains `text`."""
+    page.wait_for_selector(selector)
+    try:
+        page.wait_for_function("([sel, text]) => document.querySelector(sel).innerText.includes(text)",
+                               arg=[selector, text])
+    except Exception:
+        shoot(page, "failure")
+        raise AssertionError(f"{selector} never showed {text!r}; it shows "
+                             f"{page.locator(selector).inner_text()[:500]!r}") from None
+
+
 def plot_drawn(page, elem_id: str) -> None:
     """Plotly has drawn at least one trace inside the gr.Plot with this id."""
     page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg", state="attached")
-    page.wait_for_function(
-        f"document.querySelectorAll('#{elem_id} .js-plotly-plot .trace').length > 0")
+    page.wait_for_function(  # bars and scatters are `.trace` groups, heatmaps `.hm` images
+        f"document.querySelectorAll('#{elem_id} .js-plotly-plot .trace, #{elem_id} .js-plotly-plot .hm')"
+        ".length > 0")
 
 
 def test_paste_a_conversation_and_see_scores_and_a_chart(page):
     page.fill("#conversation textarea", "User: What is the capital of France?\nAssistant: Paris.")
     page.click("#score-button")
-    page.wait_for_selector("#score-summary :text('Overall FLR: +1.0060')")
+    wait_text(page, "#score-summary", "Overall FLR: +1.0060")
     plot_drawn(page, "reward-plot")
     plot_drawn(page, "means-plot")
     assert page.locator("#followup-table").inner_text().count("relevance") >= 1
@@ -85,4 +98,51 @@ def test_bad_paste_shows_a_message_in_the_page(page):
     # still serving: a good paste scores
     page.fill("#conversation textarea", "User: hi\nAssistant: Hello!")
     page.click("#score-button")
-    page.wait_for_selector("#score-summary :text('Overall FLR')")
+    wait_text(page, "#score-summary", "Overall FLR")
+
+
+def write_paper_pair(folder: Path) -> list[str]:
+    """A hand-made pair of the paper's files: precomputed rewards give accuracy 3/4."""
+    import json
+
+    conv = ["Hi", "Hello"]
+    accept = [{"conversation": conv, "positive": [1.0], "negative": [0.0]}] * 3 + [
+        {"conversation": conv, "positive": [0.0], "negative": [0.0]}]
+    reject = [{"conversation": conv, "positive": [0.0], "negative": [0.0]}] * 3 + [
+        {"conversation": conv, "positive": [1.0], "negative": [0.0]}]
+    paths = []
+    for name, rows in (("toy_accept_relevance.jsonl", accept), ("toy_reject_relevance.jsonl", reject)):
+        path = folder / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        paths.append(str(path))
+    return paths
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_upload_a_pair_see_the_accuracy_then_the_dashboards(page, tmp_path):
+    open_tab(page, "Batch evaluation")
+    page.set_input_files("#batch-files input[type=file]", write_paper_pair(tmp_path))
+    wait_text(page, "#batch-detected", "toy")
+    wait_text(page, "#batch-detected-note", "precomputed follow-up values")
+    page.click("#batch-run")
+    wait_text(page, "#batch-headline", "accuracy 0.750")
+    wait_text(page, "#batch-downloads", "REPORT.json")
+    assert "0.75" in page.locator("#batch-metrics").inner_text()
+    shoot(page, "batch-tab")
+
+    open_tab(page, "Dashboards")
+    wait_text(page, "#dashboards-note", "1 benchmark(s) from 1 run(s)")
+    plot_drawn(page, "plot-accuracy-benchmark")
+    plot_drawn(page, "plot-accuracy-category")
+    plot_drawn(page, "plot-heatmap")
+    assert page.locator("#plot-accuracy-benchmark .js-plotly-plot .point").count() >= 1
+    shoot(page, "dashboards-tab")
+
+
+def test_about_tab_has_the_citation(page):
+    open_tab(page, "About")
+    wait_text(page, "#about", "2409.13948")
+    shoot(page, "about-tab")

@@ -150,8 +150,9 @@ def test_bad_files_give_readable_errors(tmp_path):
 def test_dashboards_draw_session_and_uploaded_reports(tmp_path, paper_pair, ratings):
     state, _ = make_state(tmp_path)
     *_, downloads, reports = run(state, paper_pair + ratings)
-    note, rating_update, ranking_update, by_bench, by_cat, rating_fig, heat, rank_fig, table = \
+    note, rating_update, ranking_update, metric_update, by_bench, by_cat, rating_fig, heat, rank_fig, table = \
         tab_dashboards.draw(reports, [], None, None, "spearman")
+    assert metric_update["value"] == "spearman"
     assert "2 benchmark(s) from 1 run(s)" in note
     assert rating_update["choices"] == ["ratings"] or len(rating_update["choices"]) == 1
     flr_bar = [t for t in by_bench.data if t.name == "flr"][0]
@@ -164,7 +165,16 @@ def test_dashboards_draw_session_and_uploaded_reports(tmp_path, paper_pair, rati
     assert rank_fig.layout.annotations[0].text.startswith("No ranking")
     report_file = next(p for p in downloads if p.endswith("REPORT.json"))
     note, *figures, _ = tab_dashboards.draw([], [report_file], None, None, "spearman")
-    assert "1 uploaded report(s)" in note and list(figures[2].data[0].y) == [0.75]
+    assert "1 uploaded report(s)" in note and list(figures[3].data[0].y) == [0.75]
+    assert figures[6].data[0].type == "heatmap"
+
+
+def test_heatmap_falls_back_to_a_metric_the_reports_have(tmp_path, paper_pair):
+    state, _ = make_state(tmp_path)
+    *_, reports = run(state, paper_pair)
+    _, _, _, metric_update, *_, heat, _, _ = tab_dashboards.draw(reports, [], None, None, "spearman")
+    assert metric_update["value"] == "accuracy"  # pairwise only: no correlations to show
+    assert list(heat.data[0].y) == ["overall", "relevance"] and heat.data[0].z[0][0] == 0.75
 
 
 def test_dashboards_reject_a_file_that_is_not_a_report(tmp_path):

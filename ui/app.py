@@ -63,6 +63,7 @@ def launch_options(settings: AppSettings, **overrides: Any) -> dict[str, Any]:
     options: dict[str, Any] = dict(
         server_name=settings.server_name, server_port=settings.server_port,
         max_file_size=settings.max_file_size, css=CSS, theme=gr.themes.Soft(),
+        allowed_paths=[str(tab_batch.SAMPLES_DIR)],  # bundled samples are served as uploads
     )
     options.update(overrides)
     return options

@@ -130,8 +130,10 @@ def rating_scatter(frame: pd.DataFrame, *, x: str, y: str, correlations: Mapping
 
 
 def correlation_heatmap(frame: pd.DataFrame, *, row: str, column: str, value: str,
-                        title: str = "Correlation per category and benchmark") -> go.Figure:
-    """A `row` x `column` grid of `value` (e.g. Spearman per category per benchmark)."""
+                        title: str = "Correlation per category and benchmark",
+                        scale: tuple[float, float, float] = (-1.0, 0.0, 1.0)) -> go.Figure:
+    """A `row` x `column` grid of `value` (e.g. Spearman per category per benchmark); `scale` is
+    (low, neutral, high) of the colour scale: (-1, 0, 1) for correlations, (0, 0.5, 1) for accuracy."""
     frame = frame.dropna(subset=[value])
     if frame.empty:
         return empty_figure("No correlations in these results")
@@ -139,7 +141,7 @@ def correlation_heatmap(frame: pd.DataFrame, *, row: str, column: str, value: st
     z = grid.to_numpy(dtype=float)
     fig = go.Figure(go.Heatmap(
         z=z, x=[str(c) for c in grid.columns], y=[str(r) for r in grid.index],
-        colorscale="RdBu", zmid=0, zmin=-1, zmax=1, colorbar=dict(title=value),
+        colorscale="RdBu", zmin=scale[0], zmid=scale[1], zmax=scale[2], colorbar=dict(title=value),
         text=[[("" if _isnan(v) else f"{v:.2f}") for v in row_values] for row_values in z],
         texttemplate="%{text}",
     ))

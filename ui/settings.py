@@ -31,6 +31,7 @@ class AppSettings:
     server_port: int = 7860
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "work_dir", Path(self.work_dir))
         if self.allowed_models and self.config.model not in self.allowed_models:
             # The Space owner's first listed model is the default when FLR_MODEL is not listed.
             object.__setattr__(self, "config", self.config.with_changes(model=self.allowed_models[0]))

@@ -9,6 +9,8 @@ is missing. On ZeroGPU the run is split into calls that each fit the GPU time bu
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 import threading
 import time
@@ -67,11 +69,31 @@ def _kind(kind: str | None) -> str | None:
     return None if not kind or kind == AUTO else kind
 
 
+def stage(paths: Sequence[str], folder: Path) -> list[Path]:
+    """Put uploaded files side by side in `folder` under their own names: gradio stores each
+    upload in its own directory, but the paper's accept/reject partners are found by name
+    within one directory."""
+    staged: list[Path] = []
+    for path in map(Path, paths):
+        target = folder / path.name
+        if target.exists():
+            raise BenchmarkFormatError(f"two uploaded files are both named {path.name}; rename one")
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+        staged.append(target)
+    return staged
+
+
 def _detect(files: Any, kind: str | None, score_field: str | None) -> list[Benchmark]:
     paths = _paths(files)
     if not paths:
         raise BenchmarkFormatError("no files: upload benchmark files or load a bundled sample")
-    return detect_benchmarks(paths, kind=_kind(kind), score_field=(score_field or "").strip() or None)
+    with tempfile.TemporaryDirectory(prefix="flr-upload-") as folder:
+        # detection reads every file completely, so the staged copies can go afterwards
+        return detect_benchmarks(stage(paths, Path(folder)), kind=_kind(kind),
+                                 score_field=(score_field or "").strip() or None)
 
 
 @user_errors
@@ -229,20 +251,22 @@ def build(ctx: AppContext) -> None:
             followups_file = gr.File(label="Follow-up set (JSON); default: the bundled set",
                                      file_types=[".json"])
     detected_note = gr.Markdown(elem_id="batch-detected-note")
-    detected = gr.Dataframe(label="Detected", interactive=False, elem_id="batch-detected", wrap=True)
+    detected = gr.Dataframe(describe_benchmarks([]), label="Detected", interactive=False,
+                            elem_id="batch-detected", wrap=True)
     with gr.Row():
         run_button = gr.Button("Run evaluation", variant="primary", elem_id="batch-run")
         cancel_button = gr.Button("Cancel", variant="stop", elem_id="batch-cancel")
     status = gr.Markdown(elem_id="batch-status")
     headline = gr.Markdown(elem_id="batch-headline")
-    metrics = gr.Dataframe(label="Metrics (FLR, its categories and baselines, with 95% bootstrap CIs)",
+    metrics = gr.Dataframe(pd.DataFrame(columns=METRIC_COLUMNS), label="Metrics (FLR, its categories and baselines, with 95% bootstrap CIs)",
                            interactive=False, show_search="filter", elem_id="batch-metrics")
     with gr.Accordion("Summary across benchmarks (RewardBench style)", open=False):
         summary = gr.Dataframe(interactive=False, elem_id="batch-summary")
     with gr.Accordion("Skipped rows", open=False):
         skipped = gr.Dataframe(interactive=False, wrap=True, elem_id="batch-skipped")
     downloads = gr.File(label="Downloads: scored rows (paper-layout JSONL, CSV) and REPORT.json",
-                        file_count="multiple", interactive=False, elem_id="batch-downloads")
+                        file_count="multiple", interactive=False, elem_id="batch-downloads",
+                        height=160)
 
     preview_inputs = [files, kind, score_field]
     for trigger in (files.change, kind.change, score_field.submit):

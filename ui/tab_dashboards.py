@@ -92,8 +92,9 @@ def heatmap_figure(report: EvaluationReport, metric: str) -> go.Figure:
     frame = report.metrics_frame()
     frame = frame[(frame["signal"] == FLR) & (frame["metric"] == metric)]
     title = f"{metric} per category and benchmark"
+    scale = (0.0, 0.5, 1.0) if metric == "accuracy" else (-1.0, 0.0, 1.0)
     return plots.correlation_heatmap(frame, row="category", column="benchmark", value="value",
-                                     title=title)
+                                     title=title, scale=scale)
 
 
 def ranking_figure(report: EvaluationReport, name: str | None) -> go.Figure:
@@ -111,23 +112,27 @@ def ranking_figure(report: EvaluationReport, name: str | None) -> go.Figure:
 @user_errors
 def draw(session_reports: list[dict[str, Any]] | None, uploads: Any, rating_name: str | None,
          ranking_name: str | None, metric: str
-         ) -> tuple[str, dict[str, Any], dict[str, Any], go.Figure, go.Figure, go.Figure, go.Figure,
-                    go.Figure, pd.DataFrame]:
+         ) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any], go.Figure, go.Figure, go.Figure,
+                    go.Figure, go.Figure, pd.DataFrame]:
+    """Every figure from the session's reports plus the uploaded ones; the heatmap metric falls
+    back to one the reports have."""
     paths = [str(getattr(f, "name", f)) for f in (uploads or [])]
     reports = list(session_reports or []) + read_reports(paths)
     report = combine(reports)
     ratings, rankings = names_of(report, RATING), names_of(report, RANKING)
+    frame = report.metrics_frame()
+    available = [m for m in HEATMAP_METRICS if (frame["metric"] == m).any()]
+    metric = metric if metric in available or not available else available[0]
     rating_name = rating_name if rating_name in ratings else (ratings[0] if ratings else None)
     ranking_name = ranking_name if ranking_name in rankings else (rankings[0] if rankings else None)
     note = (f"{len(report.benchmarks)} benchmark(s) from {len(session_reports or [])} run(s) in this "
             f"session and {len(paths)} uploaded report(s)." if reports else
             "No results yet: run an evaluation in the Batch tab or upload REPORT.json files.")
-    table = report.metrics_frame()
-    if not table.empty:
-        table = table[table["signal"] == FLR].drop(columns=["signal"]).round(4)
+    table = frame[frame["signal"] == FLR].drop(columns=["signal"]).round(4)
     return (note,
             gr.update(choices=ratings, value=rating_name),
             gr.update(choices=rankings, value=ranking_name),
+            gr.update(value=metric),
             accuracy_by_benchmark(report), accuracy_by_category(report),
             rating_figure(report, rating_name), heatmap_figure(report, metric),
             ranking_figure(report, ranking_name), table)
@@ -157,7 +162,7 @@ def build(ctx: AppContext) -> None:
         table = gr.Dataframe(interactive=False, show_search="filter", elem_id="dashboards-table")
 
     inputs = [ctx.reports, uploads, rating_name, ranking_name, metric]
-    outputs = [note, rating_name, ranking_name, by_benchmark, by_category, rating, heatmap, ranking, table]
+    outputs = [note, rating_name, ranking_name, metric, by_benchmark, by_category, rating, heatmap, ranking, table]
     for trigger in (ctx.reports.change, uploads.change, refresh.click, metric.input, rating_name.input,
                     ranking_name.input):
         trigger(draw, inputs, outputs, api_name=False)
