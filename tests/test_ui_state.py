@@ -116,3 +116,20 @@ def test_building_the_app_loads_no_model(tmp_path):
     loads = []
     demo = build_app(AppSettings(work_dir=tmp_path), scorer_factory=lambda c: loads.append(c))
     assert isinstance(demo, gr.Blocks) and loads == []
+
+
+def test_switching_mode_keeps_the_loaded_weights(tiny_model_dir):
+    """With the real engine on the tiny model: a new mode or aggregation rewraps, never reloads."""
+    from core.conversation import from_utterances
+    from core.followups import followups_from_mapping
+
+    hub = ScorerHub()
+    base = ScoringConfig(model=str(tiny_model_dir), device="cpu")
+    first = hub.get(base)
+    second = hub.get(base.with_changes(mode="feedback", aggregation="sum"))
+    assert hub.loads == 1 and second.loaded is first.loaded and second.config.mode == "feedback"
+    followups = followups_from_mapping({"x": {"positive": ["Thanks!"], "negative": ["Wrong."]}})
+    conversation = from_utterances(["Hi", "Hello"])
+    assert second.score(conversation, followups).flr != first.score(conversation, followups).flr
+    hub.get(base.with_changes(dtype="float32"))
+    assert hub.loads == 2

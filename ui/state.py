@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # core.scorer imports torch; the app must start without it
 log = logging.getLogger(__name__)
 
 ScorerFactory = Callable[[ScoringConfig], "Scorer"]
+WEIGHT_FIELDS = ("model", "device", "dtype", "trust_remote_code")  # changing these reloads the model
 
 
 def default_factory(config: ScoringConfig) -> Scorer:
@@ -42,7 +43,7 @@ class ScorerHub:
         self._lock = threading.Lock()
         self._scorer: "Scorer | None" = None
         self._config: ScoringConfig | None = None
-        self.loads = 0  # how many times a model was loaded (shown in the UI, checked in tests)
+        self.loads = 0  # how many times model weights were loaded (checked in tests)
 
     @property
     def loaded_config(self) -> ScoringConfig | None:
@@ -53,6 +54,10 @@ class ScorerHub:
         with self._lock:
             if self._scorer is not None and self._config == config:
                 return self._scorer
+            rewrapped = self._rewrap(config)
+            if rewrapped is not None:
+                self._scorer, self._config = rewrapped, config
+                return rewrapped
             if self._scorer is not None:
                 log.info("settings changed; unloading %s", self._config.model if self._config else "?")
                 self._scorer, self._config = None, None
@@ -69,6 +74,20 @@ class ScorerHub:
             self._scorer, self._config = scorer, config
             self.loads += 1
             return scorer
+
+    def _rewrap(self, config: ScoringConfig) -> "Scorer | None":
+        """The loaded weights under new scoring settings (mode, aggregation, ...), when only those
+        changed and the scorer is the engine's: switching mode must not reload a large model."""
+        loaded = getattr(self._scorer, "loaded", None)
+        if loaded is None or self._config is None or self._factory is not default_factory:
+            return None
+        if any(getattr(self._config, f) != getattr(config, f) for f in WEIGHT_FIELDS):
+            return None
+        from core.scorer import FLRScorer
+
+        log.info("same weights, new scoring settings (%s mode, %s aggregation)", config.mode,
+                 config.aggregation)
+        return FLRScorer(loaded, config)
 
 
 class CancelFlags:
