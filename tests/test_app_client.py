@@ -111,3 +111,24 @@ def test_two_clients_at_once_both_get_answers(tmp_path):
             results = list(pool.map(lambda ct: score(*ct), zip(clients, texts)))
     assert [r[4]["flr"] for r in results] == pytest.approx([1.006, 1.029])
     assert peak[0] == 1  # queued, not run concurrently on the one model
+
+
+@pytest.mark.embedded
+def test_embedded_model_in_the_running_app(tmp_path):
+    """The real default model behind the app: a score comes back, a missing model is an error."""
+    import math
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    with running_app(tmp_path, scorer_factory=None) as url:
+        client = Client(url, verbose=False)
+        summary, _, _, table, record = score(client, CONVERSATION, ["relevance", "correctness"])
+        assert "Overall FLR" in summary and math.isfinite(record["flr"])
+        assert set(record["categories"]) == {"relevance", "correctness"}
+        assert all(math.isfinite(v) for row in table["data"] for v in row[3:4])
+        with pytest.raises(AppError, match="could not load model|not found|does not exist"):
+            client.predict(CONVERSATION, "", ALL, str(tmp_path / "no-such-model"), "base", "mean",
+                           api_name="/score")
+        again = score(client, CONVERSATION, ["relevance", "correctness"])[4]
+        assert again["flr"] == pytest.approx(record["flr"])

@@ -49,6 +49,11 @@ class ScorerHub:
     def loaded_config(self) -> ScoringConfig | None:
         return self._config
 
+    def needs_load(self, config: ScoringConfig) -> bool:
+        """Whether `get(config)` would load weights (to tell the visitor why it takes a while)."""
+        current = self._config
+        return current is None or any(getattr(current, f) != getattr(config, f) for f in WEIGHT_FIELDS)
+
     def get(self, config: ScoringConfig) -> "Scorer":
         """The scorer for `config`, loading it if the current one has other settings."""
         with self._lock:

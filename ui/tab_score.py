@@ -94,15 +94,23 @@ def display_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return frame.round(digits)
 
 
+def scorer_for(state: AppState, model: str, mode: str, aggregation: str, progress: Any) -> Any:
+    config = state.config_for(model, mode, aggregation)
+    if state.hub.needs_load(config):
+        progress(0.1, desc=f"Loading {config.model} (once; later requests reuse it)")
+    scorer = state.scorer(config)
+    progress(0.5, desc="Scoring the follow-ups")
+    return scorer
+
+
 @user_errors
 def score_conversation(state: AppState, text: str, followups_text: str, categories: list[str],
-                       model: str, mode: str, aggregation: str
+                       model: str, mode: str, aggregation: str, progress: gr.Progress = gr.Progress()
                        ) -> tuple[str, go.Figure, go.Figure, pd.DataFrame, dict[str, Any]]:
     """Score handler: summary, reward chart, means chart, follow-up table, JSON record."""
     conversation = parse_conversation(text, "pasted conversation")
     followups = chosen_followups(followups_text, categories)
-    config = state.config_for(model, mode, aggregation)
-    scorer = state.scorer(config)
+    scorer = scorer_for(state, model, mode, aggregation, progress)
     result: ConversationScore = state.run_gpu(scorer.score, conversation, followups)
     frame = result.category_frame()
     return (summary_markdown(result, conversation, describe_config(state, model, mode, aggregation)),
@@ -142,13 +150,13 @@ def verdict_markdown(a: ConversationScore, b: ConversationScore, frame: pd.DataF
 
 @user_errors
 def compare_replies(state: AppState, context: str, reply_a: str, reply_b: str, followups_text: str,
-                    categories: list[str], model: str, mode: str, aggregation: str
-                    ) -> tuple[str, go.Figure, pd.DataFrame]:
+                    categories: list[str], model: str, mode: str, aggregation: str,
+                    progress: gr.Progress = gr.Progress()) -> tuple[str, go.Figure, pd.DataFrame]:
     """Side-by-side handler: verdict, per-category chart, per-category table."""
     conv_a = conversation_with_reply(context, reply_a, "reply A")
     conv_b = conversation_with_reply(context, reply_b, "reply B")
     followups = chosen_followups(followups_text, categories)
-    scorer = state.scorer(state.config_for(model, mode, aggregation))
+    scorer = scorer_for(state, model, mode, aggregation, progress)
     score_a, score_b = state.run_gpu(scorer.score_many, [conv_a, conv_b], followups)
     frame = comparison_frame(score_a, score_b)
     return (verdict_markdown(score_a, score_b, frame), plots.comparison_figure(frame, REPLY_A, REPLY_B),
