@@ -105,20 +105,25 @@ def test_prompts_or_triples_required() -> None:
 
 @pytest.mark.embedded
 def test_mine_on_the_embedded_model(tmp_path: Path) -> None:
-    """The whole loop on SmolLM2-135M through `python -m core mine`: same seed, same data."""
-    from core.cli import main
+    """The whole loop on SmolLM2-135M (one model as policy and scorer): same seed, same data."""
+    from core.config import ScoringConfig
+    from core.followups import default_followups
+    from core.mining import MiningConfig, TransformersPolicy, mine
+    from core.preference_export import export_preferences
+    from core.prompts import MiningPrompt
 
-    prompts = tmp_path / "p.json"
-    prompts.write_text(json.dumps(["Name one planet of the solar system."]))
-    argv = ["mine", "--prompts", str(prompts), "--samples", "3", "--max-new-tokens", "12",
-            "--categories", "relevance", "--no-progress", "--seed", "11"]
-    assert main([*argv, "--output-dir", str(tmp_path / "a")]) == 0
-    assert main([*argv, "--output-dir", str(tmp_path / "b")]) == 0
-    samples = [(tmp_path / d / "flr_samples.jsonl").read_text() for d in ("a", "b")]
-    assert samples[0] == samples[1]
-    rows = [json.loads(x) for x in samples[0].splitlines()]
-    assert len(rows) == 3 and all(r["response"] for r in rows)
+    scorer = core.scorer.load_scorer(ScoringConfig())
+    policy = TransformersPolicy.from_loaded(scorer.loaded)
+    prompts = [MiningPrompt("0", ("Name one planet of the solar system.",))]
+    followups = default_followups().select(["relevance"])
+    config = MiningConfig(samples=3, max_new_tokens=12, seed=11)
+    first = mine(prompts, policy, scorer, followups, config, tmp_path / "cache")
+    again = mine(prompts, policy, scorer, followups, config)  # no cache: sampled and scored anew
+    assert first == again
+    assert all(s.response and s.flr is not None for s in first[0].samples)
+    export_preferences(first, tmp_path / "out")
+    rows = [json.loads(x) for x in (tmp_path / "out" / "flr_samples.jsonl").read_text().splitlines()]
     flr = {r["response"]: r["flr"] for r in rows}
-    for pair in json.loads((tmp_path / "a" / "flr_dpo_sharegpt.json").read_text()):
+    for pair in json.loads((tmp_path / "out" / "flr_dpo_sharegpt.json").read_text()):
         assert flr[pair["chosen"]["value"]] > flr[pair["rejected"]["value"]]
-    check_llamafactory_dataset(tmp_path / "a", "flr_sft_sharegpt")
+    check_llamafactory_dataset(tmp_path / "out", "flr_sft_sharegpt")
