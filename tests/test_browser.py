@@ -146,3 +146,23 @@ def test_about_tab_has_the_citation(page):
     open_tab(page, "About")
     wait_text(page, "#about", "2409.13948")
     shoot(page, "about-tab")
+
+
+def test_a_bundled_sample_in_one_click(page):
+    from ui.tab_batch import sample_sets
+
+    if not sample_sets():
+        pytest.skip("no bundled samples in assets/samples")
+    open_tab(page, "Batch evaluation")
+    page.click("#load-sample")
+    wait_text(page, "#batch-detected-note", "Detected 1 benchmark(s)")
+    page.click("#batch-run")
+    wait_text(page, "#batch-headline", "FLR")
+    wait_text(page, "#batch-downloads", "REPORT.json")
+    shoot(page, "batch-sample")
+    open_tab(page, "Dashboards")
+    wait_text(page, "#dashboards-note", "1 benchmark(s) from 1 run(s)")
+    plot_drawn(page, "plot-heatmap")
+    if "ranking" in page.locator("#batch-detected").inner_text():
+        plot_drawn(page, "plot-ranking")
+    shoot(page, "dashboards-sample")

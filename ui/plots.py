@@ -103,8 +103,8 @@ def accuracy_figure(frame: pd.DataFrame, *, x: str, value: str = "accuracy", low
 
 
 def rating_scatter(frame: pd.DataFrame, *, x: str, y: str, correlations: Mapping[str, float] | None = None,
-                   title: str = "FLR against the ground-truth rating",
-                   hover: str | None = None) -> go.Figure:
+                   title: str = "FLR against the ground-truth rating", hover: str | None = None,
+                   x_title: str | None = None, y_title: str | None = None) -> go.Figure:
     """One point per rated response, a least-squares trend line, the correlations written on it."""
     frame = frame.dropna(subset=[x, y])
     if frame.empty:
@@ -125,7 +125,8 @@ def rating_scatter(frame: pd.DataFrame, *, x: str, y: str, correlations: Mapping
                            if value is not None and not _isnan(value))
         fig.add_annotation(text=text, xref="paper", yref="paper", x=0.02, y=0.98, showarrow=False,
                            align="left", bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc")
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, showlegend=False, **_LAYOUT)
+    fig.update_layout(title=title, xaxis_title=x_title or x, yaxis_title=y_title or y, showlegend=False,
+                      **_LAYOUT)
     return fig
 
 
@@ -151,7 +152,8 @@ def correlation_heatmap(frame: pd.DataFrame, *, row: str, column: str, value: st
 
 def ranking_scatter(frame: pd.DataFrame, *, x: str, y: str, label: str,
                     correlations: Mapping[str, float] | None = None,
-                    title: str = "Model ranking: FLR against Arena ELO") -> go.Figure:
+                    title: str = "Model ranking: FLR against Arena ELO",
+                    x_title: str | None = None, y_title: str | None = None) -> go.Figure:
     """One labelled point per model: mean FLR against its reference ELO."""
     frame = frame.dropna(subset=[x, y])
     if frame.empty:
@@ -164,7 +166,7 @@ def ranking_scatter(frame: pd.DataFrame, *, x: str, y: str, label: str,
                            if value is not None and not _isnan(value))
         fig.add_annotation(text=text, xref="paper", yref="paper", x=0.02, y=0.98, showarrow=False,
                            align="left", bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc")
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, showlegend=False,
+    fig.update_layout(title=title, xaxis_title=x_title or x, yaxis_title=y_title or y, showlegend=False,
                       **{**_LAYOUT, "height": 480})
     return fig
 

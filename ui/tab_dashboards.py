@@ -85,7 +85,8 @@ def rating_figure(report: EvaluationReport, name: str | None) -> go.Figure:
     points = report.rating_points(name)
     correlations = {m: b.metrics.get(m) for m in ("pearson", "spearman", "kendall")}
     return plots.rating_scatter(points, x="truth", y=FLR, correlations=correlations, hover="model",
-                                title=f"{name}: FLR against the ground-truth rating")
+                                title=f"{name}: FLR against the ground-truth rating",
+                                x_title="ground-truth rating", y_title="FLR")
 
 
 def heatmap_figure(report: EvaluationReport, metric: str) -> go.Figure:
@@ -106,7 +107,8 @@ def ranking_figure(report: EvaluationReport, name: str | None) -> go.Figure:
     frame = report.ranking_frame(name)
     correlations = {m: b.metrics.get(m) for m in ("spearman", "kendall")}
     return plots.ranking_scatter(frame, x="elo", y="flr", label="model", correlations=correlations,
-                                 title=f"{name}: model ranking, mean FLR against Arena ELO")
+                                 title=f"{name}: model ranking, mean FLR against Arena ELO",
+                                 x_title="reference ELO", y_title="mean FLR")
 
 
 @user_errors
