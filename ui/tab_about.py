@@ -30,13 +30,16 @@ set).
 
 1. **Base mode.** The conversation is rendered with the model's chat template, and each
    follow-up is appended as the *next user turn*. Its score is the log-likelihood of the
-   follow-up's tokens given everything before it.
-2. **Feedback-tuned mode.** For a scorer fine-tuned on feedback data, the roles are swapped: the
-   model plays the user and the follow-up is scored as the model's own turn, the format the
-   paper's feedback-tuned FLR was trained on.
+   follow-up's own tokens (role headers and end-of-turn markers excluded) given everything
+   before it. Models without a chat template get plain `User:` / `Assistant:` turns.
+2. **Feedback-tuned mode.** For a scorer fine-tuned on natural-language feedback (the paper's
+   feedback-tuned FLR), the roles are swapped: a fixed instruction opens the conversation, the
+   user's question becomes an assistant turn, the judged reply a user turn, and the follow-up is
+   scored as the assistant's next turn. As in the paper's scripts, only the last exchange is kept.
 3. **Aggregation over tokens.** *mean*: average log-probability per token (length-fair);
-   *sum*: total log-probability; *paper*: reproduces the released scripts' raw-logit
-   aggregation, for numbers comparable with the paper's tables.
+   *sum*: total log-probability; *paper*: reproduces the released scripts exactly (the raw
+   logits at the follow-up's token ids, averaged; not a log-likelihood), for numbers
+   comparable with the paper's tables.
 4. **Category reward** = mean score of the category's positive follow-ups − mean score of its
    negative follow-ups. It is positive when praise is more likely than complaint.
 5. **Overall FLR** = the mean of the selected categories' rewards.
@@ -54,6 +57,11 @@ follow-up set; the batch cache keys every score by all four.
   was detected, run, and download the scored rows and the report. Scores are cached, so a
   cancelled or repeated run does not score anything twice.
 - **Dashboards**: plots of this session's results and of uploaded `REPORT.json` files.
+- **Mine preferences**: sample several replies per prompt, score them with FLR, and export the
+  best and worst as preference data (DPO, KTO, SFT) for LLaMA-Factory.
+
+Long conversations are cut from the left (oldest turns first) to fit the model's context; the
+result says so when that happens.
 
 ## Reproducing the paper
 
