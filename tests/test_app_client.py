@@ -132,3 +132,22 @@ def test_embedded_model_in_the_running_app(tmp_path):
                            api_name="/score")
         again = score(client, CONVERSATION, ["relevance", "correctness"])[4]
         assert again["flr"] == pytest.approx(record["flr"])
+
+
+def test_hosted_mode_only_serves_the_listed_models(tmp_path):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    loaded = []
+
+    def factory(config):
+        loaded.append(config.model)
+        return FakeScorer(config)
+
+    with running_app(tmp_path, scorer_factory=factory, allowed_models=("org/small", "org/large")) as url:
+        client = Client(url, verbose=False)
+        with pytest.raises(AppError, match="not offered on this server|not in the list of choices"):
+            client.predict(CONVERSATION, "", ALL, "someone/huge-model", "base", "mean", api_name="/score")
+        record = client.predict(CONVERSATION, "", ALL, "org/large", "base", "mean", api_name="/score")[4]
+    assert record["flr"] == pytest.approx(1.006)
+    assert loaded == ["org/large"]
