@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.benchmarks import KINDS, detect_benchmarks
-from core.config import AGGREGATIONS, DTYPES, MODES, ScoringConfig
+from core.cli import add_scoring_arguments, config_from_args
 from core.elo import EloTable, default_elo, load_elo
 from core.errors import FLRError, InputError
 from core.evaluation import (BASELINES, HEADLINE, METRICS_BY_KIND, EvaluationReport,
@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "evaluate", help="evaluate FLR on benchmark files (pairwise, rating, ranking)",
         description="Evaluate FLR on benchmark files: pairwise accuracy, rating correlations "
-                    "and model-ranking correlations with 95%% bootstrap intervals and baselines. "
+                    "and model-ranking correlations with 95% bootstrap intervals and baselines. "
                     "Scores are cached, so a rerun loads no model.")
     configure_parser(parser)
     parser.set_defaults(func=run)
@@ -50,15 +50,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="benchmark files or folders (JSON, JSONL, .gz, CSV, Parquet)")
     model = parser.add_argument_group("scoring (for rows without precomputed values)")
-    model.add_argument("--model", help="Hub id, local folder, .gguf file or 'embedded' (default)")
-    model.add_argument("--followups", type=Path, metavar="SET.json",
-                       help="follow-up set (default: the bundled six-category set)")
+    add_scoring_arguments(model)  # the flags every scoring command shares
     model.add_argument("--categories", help="comma-separated categories of the set to use")
-    model.add_argument("--mode", choices=MODES)
-    model.add_argument("--aggregation", choices=AGGREGATIONS)
-    model.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps")
-    model.add_argument("--dtype", choices=DTYPES)
-    model.add_argument("--batch-size", type=int)
     data = parser.add_argument_group("benchmark files")
     data.add_argument("--kind", choices=KINDS, help="override the detected benchmark kind")
     data.add_argument("--score-field", metavar="F",
@@ -102,9 +95,7 @@ def _run(args: argparse.Namespace) -> tuple[EvaluationReport, Path, list[Path]]:
         raise _usage("--limit must be a positive number of rows")
     if args.bootstrap < 100:
         raise _usage("--bootstrap needs at least 100 resamples for a 95% interval")
-    config = ScoringConfig.from_env(model=args.model, mode=args.mode,
-                                    aggregation=args.aggregation, device=args.device,
-                                    dtype=args.dtype, batch_size=args.batch_size)
+    config = config_from_args(args)
     followups = load_followups(args.followups) if args.followups else default_followups()
     if args.categories:
         followups = followups.select([c.strip() for c in args.categories.split(",") if c.strip()])

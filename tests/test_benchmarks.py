@@ -221,3 +221,16 @@ def test_unknown_shape_asks_for_the_kind(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "what.jsonl", [{"text": "hello"}])
     with pytest.raises(BenchmarkFormatError, match="cannot tell the benchmark kind"):
         detect_benchmarks([path])
+
+
+def test_bundled_samples_are_detected() -> None:
+    samples = Path(__file__).resolve().parents[1] / "assets" / "samples"
+    found = {b.name: b for b in detect_benchmarks([samples])}
+    assert {n: (b.kind, b.precomputed, b.n) for n, b in found.items()} == {
+        "hh_rlhf_helpful_20": (PAIRWISE, False, 20),
+        "helpful_smollm2": (PAIRWISE, True, 10),
+        "mt_bench_ratings_24": (RATING, False, 24),
+        "arena_hard_mini_ranking": (RANKING, False, 18),
+    }
+    assert found["helpful_smollm2"].categories == ("correctness", "relevance")
+    assert all(b.n_invalid == 0 for b in found.values())
