@@ -164,11 +164,13 @@ def compare_replies(state: AppState, context: str, reply_a: str, reply_b: str, f
 
 
 @user_errors
-def apply_followups(text: str) -> tuple[dict[str, Any], str]:
-    """Validate the editor; offer its categories (all selected)."""
+def apply_followups(text: str, selected: list[str] | None = None) -> tuple[dict[str, Any], str]:
+    """Validate the editor; offer its categories, keeping the chosen ones that still exist
+    (all of them when none does)."""
     followups = read_followups(text)
     n = sum(len(c.positive) + len(c.negative) for c in followups)
-    return (gr.update(choices=list(followups.names), value=list(followups.names)),
+    keep = [name for name in followups.names if name in (selected or [])]
+    return (gr.update(choices=list(followups.names), value=keep or list(followups.names)),
             f"✓ Follow-up set in use: {len(followups)} categories, {n} follow-ups.")
 
 
@@ -247,6 +249,8 @@ def build(ctx: AppContext) -> None:
                          [context, reply_a, reply_b, followups_code, categories, *ctx.scoring_inputs],
                          [verdict, compare_plot, compare_table], api_name="compare", **model_work)
     apply_button.click(apply_followups, [followups_code], [categories, followups_status], api_name=False)
+    followups_code.blur(apply_followups, [followups_code, categories], [categories, followups_status],
+                        api_name=False)
     reset_button.click(reset_followups, None, [followups_code, categories, followups_status], api_name=False)
     followups_file.upload(upload_followups, [followups_file], [followups_code, categories, followups_status],
                           api_name=False)
