@@ -191,3 +191,29 @@ def test_dashboards_reject_a_file_that_is_not_a_report(tmp_path):
 def test_no_results_yet():
     note, *_ = tab_dashboards.draw([], [], None, None, "spearman")
     assert note.startswith("No results yet")
+
+
+def test_zero_gpu_runs_in_chunks_until_done(tmp_path, hh_pairs, monkeypatch):
+    """On Spaces each GPU call stops at its time budget; the tab calls again until all is scored."""
+    import time
+
+    calls = []
+    state, scorers = make_state(tmp_path)
+    state.settings = AppSettings(work_dir=tmp_path / "work", gpu_seconds=1)
+
+    def slow(reply: str) -> float:
+        time.sleep(0.1)
+        return length_value(reply)
+
+    state.hub._factory = lambda config: scorers.append(FakeScorer(config, slow)) or scorers[-1]
+
+    def run_gpu(fn, *args, **kwargs):
+        calls.append(kwargs["cancel"].deadline)
+        return fn(*args, **kwargs)
+
+    monkeypatch.setattr(tab_batch, "on_spaces", lambda: True)
+    state.run_gpu = run_gpu
+    headline, *_ = run(state, hh_pairs)
+    assert len(calls) >= 2  # 20 conversations at 0.1 s do not fit one 0.8 s chunk
+    assert "accuracy 1.000" in headline and "cancelled" not in headline
+    assert scorers[0].conversations == 20 and state.hub.loads == 1
