@@ -887,14 +887,19 @@ def _ranking_benchmark(groups: list[list[_File]], name: str) -> Benchmark:
 
 
 def _prompt_id(data: dict[str, Any], conv: Conversation | None) -> str:
-    for key in ("question_id", "prompt_id", "id", "idx", "session_id"):
-        if key in data and data[key] is not None:
+    """What the reply answers: an explicit prompt id, else the conversation before the reply
+    (row ids such as `id` are often unique per response, so they come last)."""
+    for key in ("question_id", "prompt_id"):
+        if data.get(key) is not None:
             return str(data[key])
+    if conv is not None:
+        return json.dumps([conv.system, *conv.utterances[:-1]], ensure_ascii=False)
     prompt_key = _first_key(data, PROMPT_FIELDS)
     if prompt_key is not None:
-        return json.dumps(data[prompt_key], ensure_ascii=False, sort_keys=True)[:200]
-    if conv is not None:
-        return json.dumps(list(conv.utterances[:-1]), ensure_ascii=False)[:200]
+        return json.dumps(data[prompt_key], ensure_ascii=False, sort_keys=True)
+    for key in ("session_id", "id", "idx"):
+        if data.get(key) is not None:
+            return str(data[key])
     return ""
 
 

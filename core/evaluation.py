@@ -60,7 +60,7 @@ NEGATIVE_ONLY = "negative only"
 BASELINES = (LENGTH, POSITIVE_ONLY, NEGATIVE_ONLY)
 METRICS_BY_KIND = {PAIRWISE: ("accuracy",), RATING: M.CORRELATIONS, RANKING: M.RANK_CORRELATIONS}
 HEADLINE = {PAIRWISE: "accuracy", RATING: "pearson", RANKING: "spearman"}
-CHUNK = 8  # conversations scored per cache commit: a killed run loses at most this many
+CHUNK = 4  # conversations scored per cache commit: a killed run loses at most this many
 CANCELLED = "not scored: the run was cancelled"
 
 # Columns of the per-row result table (`BenchmarkResult.rows`).
@@ -518,6 +518,11 @@ def _ranking(result: BenchmarkResult, rows: pd.DataFrame, signals: list, elo: El
     if good[COL_PROMPT].nunique() <= 1 and len(good) > len(models):
         # no prompt ids: the i-th response of each model stands for prompt i
         good[COL_PROMPT] = good.groupby(COL_MODEL).cumcount().astype(str)
+    else:
+        # a model answering one prompt twice keeps both answers (a model's FLR is the plain
+        # mean over its rows), as the k-th answer to that prompt
+        nth = good.groupby([COL_MODEL, COL_PROMPT]).cumcount()
+        good[COL_PROMPT] = [p if k == 0 else f"{p}#{k}" for p, k in zip(good[COL_PROMPT], nth)]
     means = good.groupby(COL_MODEL)[FLR].mean()
     counts = good.groupby(COL_MODEL)[FLR].size()
     result.models = [

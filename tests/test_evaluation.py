@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import subprocess
 import sys
 import threading
 import types
@@ -295,3 +296,27 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path: Path, capsys: pytest.Ca
     assert cli([str(tmp_path / "bad.jsonl"), "--no-cache"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_a_model_answering_a_prompt_twice_keeps_the_plain_mean(tmp_path: Path) -> None:
+    rows = [{"conversation": ["p", f"{m} {k}"], "model": m, "question_id": "q1",
+             "positive": [float(v)], "negative": [0.0]}
+            for m, values in {"model-a": [1, 2, 6], "model-b": [1, 1, 1], "model-c": [2, 2, 2]}.items()
+            for k, v in enumerate(values)]
+    path = write_jsonl(tmp_path / "dup_following.jsonl", rows)
+    elo = EloTable("test", {"model-a": 1300, "model-b": 1000, "model-c": 1100})
+    report = evaluate(detect_benchmarks([path]), Factory(), None, elo=elo)
+    frame = report.ranking_frame("dup").set_index("model")
+    assert frame.loc["model-a", "flr"] == 3.0  # (1 + 2 + 6) / 3
+    assert report.benchmarks[0].metrics["spearman"] == pytest.approx(1.0)
+
+
+def test_a_rerun_with_everything_cached_does_not_import_torch(tmp_path: Path) -> None:
+    folder = write_paper_files(tmp_path / "paper")
+    code = ("import sys; from core.evaluate_cli import main; "
+            f"rc = main([{str(folder)!r}, '--report', {str(tmp_path / 'r.json')!r}, '--no-cache']); "
+            "assert rc == 0 and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
