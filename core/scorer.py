@@ -10,14 +10,20 @@ follow-up, full logits); the fast path is tested against it and, on first use wi
 checked against it once at run time: an architecture that the shared-prefix path does not
 reproduce exactly (e.g. unusual logit scaling) falls back to per-sequence passes with a warning.
 
-Results do not depend on batch size or padding side: suffixes are always right-padded by the
-engine itself and a real token never attends to a pad.
+Speed (see README "Speed"): the follow-up suffixes are packed several to a batch row without
+padding (`core.packing`), follow-ups of several conversations share forward passes in
+`score_many`, a pass holds `batch_size x TOKENS_PER_SEQUENCE` suffix tokens (on CUDA also capped
+by free memory, halved and retried on out-of-memory), logits are computed only for the rows that
+are read, in chunks, and log-probabilities are gathered for all rows at once.
+
+Results do not depend on batch size, packing or padding side: the engine lays out the suffixes
+itself and a real token never attends to another follow-up's token or a pad.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 
@@ -27,13 +33,18 @@ from core.conversation import Conversation
 from core.errors import ConversationError
 from core.followups import FollowupSet
 from core.models import LoadedModel, load_model
-from core.rendering import Request, render
+from core.packing import Pass, Segment, pack_rows, plan_passes, row_width
+from core.rendering import RenderedConversation, Request, render
 from core.results import CategoryScore, ConversationScore
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
 _SELF_CHECK_TOLERANCE = 1e-3  # float32 fast path agrees to ~1e-6; bf16 needs the slack
+TOKENS_PER_SEQUENCE = 64  # a batch of N follow-ups = N x this many suffix tokens per pass
+_PREFIX_BUDGET_FACTOR = 4  # conversations whose prefixes are held at once: this x the pass budget
+_MAX_LOGIT_ELEMENTS = 1 << 24  # logits computed at once (rows x vocabulary), bounds memory
+_CUDA_MEMORY_FRACTION = 0.5  # share of free GPU memory a suffix pass may plan to use
 
 
 class Scorer(Protocol):
@@ -68,6 +79,7 @@ class FLRScorer:
         self.max_length = config.max_length or loaded.max_context
         self._shared_prefix = bool(loaded.quirks.get("prefix_attention", True))
         self._checked = not self._shared_prefix
+        self._oom_budget: int | None = None  # token budget that survived an out-of-memory retry
         if self._shared_prefix:
             attention.register()
             loaded.model.set_attn_implementation(attention.PREFIX_ATTENTION)
@@ -87,22 +99,23 @@ class FLRScorer:
 
     def score_many(self, conversations: Sequence[Conversation], followups: FollowupSet,
                    progress: ProgressCallback | None = None) -> list[ConversationScore]:
+        """Scores of several conversations; their follow-ups share forward passes."""
         texts = list(dict.fromkeys(followups.utterances()))  # identical follow-ups scored once
-        results = []
-        for i, conversation in enumerate(conversations):
-            rendered = render(self.loaded.tokenizer, conversation, texts, mode=self.config.mode,
-                              aggregation=self.config.aggregation, max_length=self.max_length)
-            values = dict(zip(texts, self.score_requests(rendered.requests)))
-            categories = tuple(
-                CategoryScore(c.name, tuple(values[t] for t in c.positive),
-                              tuple(values[t] for t in c.negative), c.positive, c.negative)
-                for c in followups
-            )
-            context = min(len(r.ids) for r in rendered.requests)
-            results.append(ConversationScore(categories, rendered.warnings,
-                                             rendered.dropped_utterances, context))
-            if progress is not None:
-                progress(i + 1, len(conversations))
+        results: list[ConversationScore] = []
+        for group in self._conversation_groups(conversations, texts):
+            if not self._checked:  # the first conversation goes through the self-check alone
+                first = group.pop(0)
+                results.append(_result(followups, texts, first, self.score_requests(first.requests)))
+                if progress is not None:
+                    progress(len(results), len(conversations))
+            if self._shared_prefix:
+                scored = self._score_packed([g.requests for g in group])
+            else:
+                scored = [self.score_requests(g.requests) for g in group]
+            for rendered, values in zip(group, scored):
+                results.append(_result(followups, texts, rendered, values))
+                if progress is not None:
+                    progress(len(results), len(conversations))
         return results
 
     def score_requests(self, requests: Sequence[Request]) -> list[float]:
@@ -137,8 +150,28 @@ class FLRScorer:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _conversation_groups(self, conversations: Sequence[Conversation],
+                             texts: Sequence[str]) -> Iterator[list[RenderedConversation]]:
+        """Rendered conversations, in groups whose prefixes together stay within a token budget
+        (their key/value caches are held at the same time)."""
+        budget = _PREFIX_BUDGET_FACTOR * self._token_budget()
+        group: list[RenderedConversation] = []
+        held = 0
+        for conversation in conversations:
+            rendered = render(self.loaded.tokenizer, conversation, texts, mode=self.config.mode,
+                              aggregation=self.config.aggregation, max_length=self.max_length)
+            length = min(len(r.ids) for r in rendered.requests)
+            if group and held + length > budget:
+                yield group
+                group, held = [], 0
+            group.append(rendered)
+            held += length
+        if group:
+            yield group
+
     def _aggregate(self, logits: torch.Tensor, request: Request) -> float:
-        """Scores of one request from the logits rows at its positions (in order)."""
+        """Score of one request from the logits rows at its positions (in order); the
+        reference path's obvious reading of the definition."""
         if self.config.aggregation == "paper":
             row = logits[0]
             return row[list(request.targets[0])].mean().item()
@@ -156,51 +189,184 @@ class FLRScorer:
         rows = logits.float()[[p - first for p in request.positions]]
         return self._aggregate(rows, request)
 
-    @torch.inference_mode()
     def _score_shared_prefix(self, requests: Sequence[Request]) -> list[float]:
-        model = self.loaded.model
-        device = self.loaded.device
-        decoder = model.get_decoder()
-        prefix_len = _shared_prefix_length(requests)
+        """The fast path for one conversation's requests."""
+        return self._score_packed([requests])[0]
 
-        context = torch.tensor([requests[0].ids[:prefix_len]], device=device)
+    @torch.inference_mode()
+    def _score_packed(self, groups: Sequence[Sequence[Request]]) -> list[list[float]]:
+        """Scores of the requests of several conversations (one prefix each): each prefix runs
+        once, then all suffixes go through packed passes that attend to their own prefix."""
+        groups = [g for g in groups]
+        values: list[list[float]] = [[0.0] * len(g) for g in groups]
+        prefix_lens = [_shared_prefix_length(g) if g else 0 for g in groups]
+        prefixes: list[attention.PrefixKV] = []
+        last_hidden: list[torch.Tensor] = []
+        for g, length in zip(groups, prefix_lens):
+            if g:
+                kv, hidden = self._run_prefix(g[0].ids[:length])
+            else:
+                kv, hidden = attention.PrefixKV((), ()), torch.empty(0)
+            prefixes.append(kv)
+            last_hidden.append(hidden)
+
+        segments: list[Segment] = []
+        prefix_only: list[tuple[int, int]] = []
+        for c, (g, length) in enumerate(zip(groups, prefix_lens)):
+            for i, request in enumerate(g):
+                size = request.needed_length - length
+                if size:
+                    segments.append(Segment(c, i, size))
+                else:
+                    prefix_only.append((c, i))
+        if prefix_only:  # follow-ups read only at the prefix's last position (paper aggregation)
+            reads = [(groups[c][i], [last_hidden[c]] * len(groups[c][i].positions))
+                     for c, i in prefix_only]
+            for (c, i), v in zip(prefix_only, self._read_scores(reads)):
+                values[c][i] = v
+        if not segments:
+            return values
+        width = row_width(segments)
+        rows = pack_rows(segments, width)
+        budget = self._token_budget()
+        while rows:
+            step = plan_passes(rows, width, budget)[0]
+            try:
+                self._run_pass(step, groups, prefix_lens, prefixes, last_hidden, values)
+            except torch.OutOfMemoryError:
+                if budget <= width:
+                    raise
+                budget = max(width, budget // 2)
+                self._oom_budget = budget
+                log.warning("out of memory in a suffix pass; retrying with %d tokens per pass", budget)
+                _empty_cache(self.loaded.device)
+                continue
+            rows = rows[len(step.rows):]
+        return values
+
+    def _run_prefix(self, ids: Sequence[int]) -> tuple[attention.PrefixKV, torch.Tensor]:
+        """Keys/values of a prefix (one copy, per layer) and its last position's hidden state."""
+        decoder = self.loaded.model.get_decoder()
+        context = torch.tensor([list(ids)], device=self.loaded.device)
         out = decoder(input_ids=context, use_cache=True)
-        last_hidden = out.last_hidden_state[0, -1]
         cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         prefix = attention.PrefixKV(
             keys=tuple(layer.keys[0] for layer in cache.layers),
             values=tuple(layer.values[0] for layer in cache.layers),
         )
-        del out
+        return prefix, out.last_hidden_state[0, -1]
 
-        values: list[float] = [0.0] * len(requests)
-        # Longest suffixes first so that a batch holds sequences of similar length.
-        order = sorted(range(len(requests)), key=lambda i: -requests[i].needed_length)
-        for start in range(0, len(order), self.config.batch_size):
-            chunk = order[start:start + self.config.batch_size]
-            suffixes = [requests[i].ids[prefix_len:requests[i].needed_length] for i in chunk]
-            width = max(len(s) for s in suffixes)
-            hidden = None
-            if width:
-                pad = _pad_id(self.loaded.tokenizer)
-                batch = torch.full((len(chunk), width), pad, dtype=torch.long, device=device)
-                for row, suffix in enumerate(suffixes):
-                    batch[row, :len(suffix)] = torch.tensor(suffix, device=device)
-                positions = torch.arange(prefix_len, prefix_len + width, device=device)
-                hidden = decoder(input_ids=batch, position_ids=positions.expand(len(chunk), -1),
-                                 use_cache=False, flr_prefix=prefix).last_hidden_state
-            rows, owners = [], []
-            for row, i in enumerate(chunk):
-                for p in requests[i].positions:
-                    rows.append(last_hidden if p == prefix_len - 1 else hidden[row, p - prefix_len])
-                    owners.append(i)
-            logits = self._logits(torch.stack(rows))
-            offset = 0
-            for i in chunk:
-                n = len(requests[i].positions)
-                values[i] = self._aggregate(logits[offset:offset + n], requests[i])
-                offset += n
-        return values
+    def _run_pass(self, step: Pass, groups: Sequence[Sequence[Request]], prefix_lens: list[int],
+                  prefixes: list[attention.PrefixKV], last_hidden: list[torch.Tensor],
+                  values: list[list[float]]) -> None:
+        """One packed forward pass of suffixes; writes the scores of its requests."""
+        device = self.loaded.device
+        width = step.width
+        n_rows = len(step.rows)
+        ids = torch.full((n_rows, width), _pad_id(self.loaded.tokenizer), dtype=torch.long)
+        positions = torch.zeros((n_rows, width), dtype=torch.long)
+        seg_ids = torch.full((n_rows, width), -1, dtype=torch.long)
+        placed: list[tuple[int, int, int]] = []  # (group, request, flat index of its first token)
+        for r, row in enumerate(step.rows):
+            length = prefix_lens[row.group]
+            positions[r] = length
+            for s, (segment, offset) in enumerate(row.segments):
+                request = groups[row.group][segment.key]
+                end = offset + segment.length
+                ids[r, offset:end] = torch.tensor(request.ids[length:request.needed_length])
+                positions[r, offset:end] = torch.arange(length, length + segment.length)
+                seg_ids[r, offset:end] = s
+                placed.append((row.group, segment.key, r * width + offset))
+        ranges = step.row_ranges
+        used = sorted({g for g, _, _ in ranges})
+        local = {g: k for k, g in enumerate(used)}
+        batch = attention.PackedBatch(
+            prefixes=tuple(prefixes[g] for g in used),
+            row_prefix=tuple((local[g], a, b) for g, a, b in ranges),
+            segments=seg_ids.to(device),
+        )
+        hidden = self.loaded.model.get_decoder()(
+            input_ids=ids.to(device), position_ids=positions.to(device), use_cache=False,
+            flr_prefix=batch,
+        ).last_hidden_state.reshape(n_rows * width, -1)
+
+        # Hidden rows read by each request: the prefix's last position, then suffix tokens.
+        extra = torch.stack([last_hidden[g] for g in used])
+        source = torch.cat([hidden, extra])
+        index: list[int] = []
+        for g, i, first in placed:
+            length = prefix_lens[g]
+            for p in groups[g][i].positions:
+                index.append(n_rows * width + local[g] if p == length - 1 else first + p - length)
+        rows = source.index_select(0, torch.tensor(index, device=device))
+        reads, offset = [], 0
+        for g, i, _ in placed:
+            n = len(groups[g][i].positions)
+            reads.append((groups[g][i], rows[offset:offset + n]))
+            offset += n
+        for (g, i, _), v in zip(placed, self._read_scores(reads)):
+            values[g][i] = v
+
+    def _read_scores(self, reads: Sequence[tuple[Request, Any]]) -> list[float]:
+        """Aggregated scores from each request's hidden rows (one per position, in order).
+
+        Logits are computed in row chunks of at most `_MAX_LOGIT_ELEMENTS`; log-probabilities
+        are gathered for all rows at once: logit[target] - logsumexp(row).
+        """
+        paper = self.config.aggregation == "paper"
+        device = self.loaded.device
+        hidden = torch.cat([torch.stack(list(h)) if isinstance(h, list) else h for _, h in reads])
+        row_of, target_of, owner_of = [], [], []
+        divisor = []
+        row = 0
+        for k, (request, _) in enumerate(reads):
+            for targets in request.targets:
+                row_of.extend([row] * len(targets))
+                target_of.extend(targets)
+                owner_of.extend([k] * len(targets))
+                row += 1
+            divisor.append(len(request.targets[0]) if paper else
+                           1 if self.config.aggregation == "sum" else len(request.targets))
+        rows_t = torch.tensor(row_of, device=device)
+        targets_t = torch.tensor(target_of, device=device)
+        picked = torch.empty(len(row_of), dtype=torch.float32, device=device)
+        vocab = self.loaded.model.get_output_embeddings().weight.shape[0]
+        chunk = max(1, _MAX_LOGIT_ELEMENTS // vocab)
+        for start in range(0, hidden.shape[0], chunk):
+            logits = self._logits(hidden[start:start + chunk])
+            mask = (rows_t >= start) & (rows_t < start + chunk)
+            local = rows_t[mask] - start
+            got = logits[local, targets_t[mask]]
+            if not paper:
+                got = got - torch.logsumexp(logits, dim=-1)[local]
+            picked[mask] = got
+        totals = torch.zeros(len(reads), dtype=torch.float64, device=device)
+        totals.index_add_(0, torch.tensor(owner_of, device=device), picked.double())
+        totals /= torch.tensor(divisor, dtype=torch.float64, device=device)
+        return totals.tolist()
+
+    def _token_budget(self) -> int:
+        """Suffix tokens per pass: the batch size in follow-ups of `TOKENS_PER_SEQUENCE` tokens,
+        on CUDA no more than about half of the free memory holds."""
+        budget = self.config.batch_size * TOKENS_PER_SEQUENCE
+        if self._oom_budget is not None:
+            budget = min(budget, self._oom_budget)
+        device = self.loaded.device
+        if getattr(device, "type", None) == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            budget = min(budget, max(TOKENS_PER_SEQUENCE,
+                                     int(free * _CUDA_MEMORY_FRACTION) // self._bytes_per_token()))
+        return budget
+
+    def _bytes_per_token(self) -> int:
+        """Rough peak activation bytes per suffix token in one layer (hidden states, MLP
+        intermediates, queries/keys/values, a row of own-attention scores)."""
+        config = self.loaded.model.config
+        hidden = config.hidden_size
+        inner = getattr(config, "intermediate_size", 4 * hidden)
+        heads = config.num_attention_heads
+        element = torch.empty((), dtype=self.loaded.dtype).element_size()
+        return element * (8 * hidden + 3 * inner) + 4 * heads * (TOKENS_PER_SEQUENCE + 4 * 128)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The model's output head on selected hidden states, with its logit scaling quirks."""
@@ -216,6 +382,18 @@ class FLRScorer:
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return logits
+
+
+def _result(followups: FollowupSet, texts: Sequence[str], rendered: RenderedConversation,
+            scores: Sequence[float]) -> ConversationScore:
+    values = dict(zip(texts, scores))
+    categories = tuple(
+        CategoryScore(c.name, tuple(values[t] for t in c.positive),
+                      tuple(values[t] for t in c.negative), c.positive, c.negative)
+        for c in followups
+    )
+    context = min(len(r.ids) for r in rendered.requests)
+    return ConversationScore(categories, rendered.warnings, rendered.dropped_utterances, context)
 
 
 def _shared_prefix_length(requests: Sequence[Request]) -> int:
@@ -240,3 +418,8 @@ def _pad_id(tokenizer: Any) -> int:
         if candidate is not None:
             return int(candidate)
     return 0
+
+
+def _empty_cache(device: Any) -> None:
+    if getattr(device, "type", None) == "cuda":
+        torch.cuda.empty_cache()
