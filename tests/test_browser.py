@@ -7,6 +7,7 @@ so it runs in seconds. Screenshots go to test-artifacts/ (gitignored) and are li
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -166,3 +167,48 @@ def test_a_bundled_sample_in_one_click(page):
     if "ranking" in page.locator("#batch-detected").inner_text():
         plot_drawn(page, "plot-ranking")
     shoot(page, "dashboards-sample")
+
+
+def test_cancel_a_running_evaluation_and_resume(browser, tmp_path):
+    """Cancel during a run: the page says so, and the rerun only scores what was left."""
+    import json
+    import threading
+
+    from tests.fakes import FakeScorer
+
+    started, gate = threading.Event(), threading.Event()
+
+    class GatedScorer(FakeScorer):
+        def score_many(self, conversations, followups, progress=None):
+            started.set()
+            gate.wait(timeout=20)  # hold the first chunk until the visitor has pressed Cancel
+            return super().score_many(conversations, followups, progress)
+
+    pairs = tmp_path / "hh_pairs.jsonl"
+    pairs.write_text("".join(json.dumps({
+        "chosen": f"\n\nHuman: question {i}?\n\nAssistant: a long and helpful answer {i}",
+        "rejected": f"\n\nHuman: question {i}?\n\nAssistant: no {i}"}) + "\n" for i in range(10)))
+    with running_app(tmp_path / "work", scorer_factory=lambda c: GatedScorer(c, lambda r: len(r) / 100)) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        open_tab(page, "Batch evaluation")
+        page.set_input_files("#batch-files input[type=file]", [str(pairs)])
+        wait_text(page, "#batch-detected-note", "10 pair(s)/row(s) need the model")
+        page.click("#batch-run")
+        assert started.wait(timeout=20)
+        page.click("#batch-cancel")
+        wait_text(page, "#batch-status", "Cancelling")
+        gate.set()
+        wait_text(page, "#batch-headline", "Run cancelled")
+        shoot(page, "batch-cancelled")
+        page.click("#batch-run")
+        page.wait_for_function(
+            "!document.querySelector('#batch-headline').innerText.includes('Run cancelled')")
+        text = page.locator("#batch-headline").inner_text()
+        assert "hh_pairs (pairwise, n = 10): FLR accuracy 1.000" in text
+        scored, cached = re.search(r"(\d+) conversation\(s\) scored, (\d+) from the cache", text).groups()
+        assert int(cached) > 0 and int(scored) + int(cached) == 20  # resumed, nothing twice
+        shoot(page, "batch-resumed")
+        context.close()

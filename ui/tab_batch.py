@@ -211,8 +211,10 @@ def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any,
         state.cancels.finish(session, cancel)
     out_dir = Path(tempfile.mkdtemp(prefix="flr-batch-"))
     downloads = [str(p) for p in report.export(out_dir)]
+    # a cancelled run's partial figures are shown here but kept out of the dashboards
+    kept = list(reports or []) + ([] if report.cancelled else [report.to_dict()])
     return (headline_markdown(report), metrics_table(report), report.summary_frame().round(4),
-            report.skipped_frame(), downloads, [*(reports or []), report.to_dict()])
+            report.skipped_frame(), downloads, kept)
 
 
 def cancel_run(state: AppState, request: gr.Request) -> str:
