@@ -151,3 +151,13 @@ def test_hosted_mode_only_serves_the_listed_models(tmp_path):
         record = client.predict(CONVERSATION, "", ALL, "org/large", "base", "mean", api_name="/score")[4]
     assert record["flr"] == pytest.approx(1.006)
     assert loaded == ["org/large"]
+
+
+def test_uploads_over_the_size_limit_are_refused(tmp_path):
+    import httpx
+
+    with running_app(tmp_path, max_file_size="1kb") as url:
+        big = httpx.post(url + "gradio_api/upload", files={"files": ("big.jsonl", b"x" * 4000)})
+        small = httpx.post(url + "gradio_api/upload", files={"files": ("small.jsonl", b"x" * 100)})
+    assert big.status_code == 413 and "maximum allowed size" in big.text
+    assert small.status_code == 200
