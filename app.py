@@ -14,4 +14,5 @@ demo = build_app(settings)
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own startup requests
     demo.launch(**launch_options(settings))
