@@ -19,17 +19,24 @@ import math
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from core.benchmarks import KINDS, detect_benchmarks
 from core.cli import add_scoring_arguments, config_from_args
-from core.elo import EloTable, default_elo, load_elo
 from core.errors import FLRError, InputError
-from core.evaluation import (BASELINES, HEADLINE, METRICS_BY_KIND, EvaluationReport,
-                             run_evaluation)
-from core.followups import default_followups, load_followups
-from core.metrics import BOOTSTRAP_SAMPLES
-from core.score_cache import default_cache_path
+from core.followups import DEFAULT_PATH as DEFAULT_FOLLOWUPS_PATH
+from core.report_cache import ReportMemo, default_cache_path, memo_key
+
+if TYPE_CHECKING:
+    from core.evaluation import EvaluationReport
+
+# pandas, scipy and torch are imported only when a run is not already in the report memo, so
+# an identical rerun answers at once.
+KINDS = ("pairwise", "rating", "ranking")  # = core.benchmarks.KINDS (a test keeps them equal)
+BASELINES = ("length", "positive only", "negative only")  # = core.evaluation.BASELINES
+METRICS_BY_KIND = {"pairwise": ("accuracy",), "rating": ("pearson", "spearman", "kendall"),
+                   "ranking": ("spearman", "kendall")}  # = core.evaluation.METRICS_BY_KIND
+HEADLINE = {"pairwise": "accuracy", "rating": "pearson", "ranking": "spearman"}
+BOOTSTRAP_SAMPLES = 1000  # = core.metrics.BOOTSTRAP_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +82,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation the parsed arguments describe; 0 on success, 2 on bad input."""
     try:
-        report, report_path, exported = _run(args)
+        table, report_path, exported, reused = _run(args)
     except FLRError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -83,25 +90,78 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted; every score computed so far is cached and will be reused",
               file=sys.stderr)
         return 130
-    print(format_report(report))
+    print(table)
+    if reused:
+        print("\n(same inputs, settings and code as a finished run: its report was reused)")
     print(f"\nreport: {report_path}")
     if exported:
         print(f"scored rows: {len(exported) - 1} files in {exported[0].parent}")
     return 0
 
 
-def _run(args: argparse.Namespace) -> tuple[EvaluationReport, Path, list[Path]]:
+def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
     if args.limit is not None and args.limit < 1:
         raise _usage("--limit must be a positive number of rows")
     if args.bootstrap < 100:
         raise _usage("--bootstrap needs at least 100 resamples for a 95% interval")
     config = config_from_args(args)
+    report_path = args.report or ((args.output_dir / "REPORT.json") if args.output_dir
+                                  else Path("REPORT.json"))
+    cache_path = None if args.no_cache else (args.cache or default_cache_path())
+    key = None
+    if cache_path is not None:
+        settings = {"kind": args.kind, "score_field": args.score_field, "limit": args.limit,
+                    "bootstrap": args.bootstrap, "categories": args.categories}
+        extra = [Path(args.followups) if args.followups else DEFAULT_FOLLOWUPS_PATH]
+        if args.elo:
+            extra.append(Path(args.elo))
+        key = memo_key(args.paths, config, settings, extra)
+        if key is not None:
+            with ReportMemo(cache_path) as memo:
+                hit = memo.get(key)
+            if hit is not None and (args.output_dir is None or hit[2] is not None):
+                table, report_json, exports = hit
+                exported = _write_files(args.output_dir, exports) if args.output_dir else []
+                report_path.parent.mkdir(parents=True, exist_ok=True)
+                report_path.write_text(report_json, encoding="utf-8")
+                return table, report_path, exported, True
+
+    report = _evaluate(args, config, cache_path)
+    exported: list[Path] = []
+    if args.output_dir is not None:
+        exported = report.export(args.output_dir)
+    if not (exported and report_path == exported[-1]):
+        report.write_report(report_path)
+    table = format_report(report)
+    if key is not None and cache_path is not None and not report.cancelled:
+        files = ({p.name: p.read_text(encoding="utf-8") for p in exported}
+                 if args.output_dir is not None else None)
+        with ReportMemo(cache_path) as memo:
+            memo.put(key, table, report.to_json(), files)
+    return table + "\n" + _stats_line(report), report_path, exported, False
+
+
+def _write_files(directory: Path, files: dict[str, str]) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = directory / Path(name).name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None) -> "EvaluationReport":
+    from core.benchmarks import detect_benchmarks
+    from core.elo import default_elo, load_elo
+    from core.evaluation import run_evaluation
+    from core.followups import default_followups, load_followups
+
     followups = load_followups(args.followups) if args.followups else default_followups()
     if args.categories:
         followups = followups.select([c.strip() for c in args.categories.split(",") if c.strip()])
-    elo: EloTable = load_elo(args.elo) if args.elo else default_elo()
+    elo = load_elo(args.elo) if args.elo else default_elo()
     benchmarks = detect_benchmarks(args.paths, kind=args.kind, score_field=args.score_field)
-    cache_path = None if args.no_cache else (args.cache or default_cache_path())
 
     def factory() -> Any:
         from core.scorer import load_scorer  # torch is imported only when something needs scoring
@@ -110,18 +170,10 @@ def _run(args: argparse.Namespace) -> tuple[EvaluationReport, Path, list[Path]]:
         return load_scorer(config)
 
     with _ProgressBar() as progress:
-        report = run_evaluation(benchmarks, scorer_factory=factory, config=config,
-                                followups=followups, cache_path=cache_path,
-                                progress=progress, cancel=threading.Event(), limit=args.limit,
-                                elo=elo, bootstrap_samples=args.bootstrap)
-    exported: list[Path] = []
-    if args.output_dir is not None:
-        exported = report.export(args.output_dir)
-    report_path = args.report or ((args.output_dir / "REPORT.json") if args.output_dir
-                                  else Path("REPORT.json"))
-    if not (exported and report_path == exported[-1]):
-        report.write_report(report_path)
-    return report, report_path, exported
+        return run_evaluation(benchmarks, scorer_factory=factory, config=config,
+                              followups=followups, cache_path=cache_path,
+                              progress=progress, cancel=threading.Event(), limit=args.limit,
+                              elo=elo, bootstrap_samples=args.bootstrap)
 
 
 def _usage(message: str) -> FLRError:
@@ -169,7 +221,7 @@ def _with_ci(figures: dict[str, Any], metric: str) -> str:
     return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
 
 
-def format_report(report: EvaluationReport) -> str:
+def format_report(report: "EvaluationReport") -> str:
     """A plain-text table: per benchmark the FLR figures with 95% intervals, the baselines
     on the same rows, per-category headline figures, skipped rows and warnings."""
     lines: list[str] = []
@@ -211,13 +263,13 @@ def format_report(report: EvaluationReport) -> str:
             metric = HEADLINE[kind]
             sets = ", ".join(f"{name} {_fmt(fig.get(metric))}" for name, fig in entry["sets"].items())
             lines.append(f"  {kind} {metric}: {sets}; weighted {_fmt(entry[f'weighted_{metric}'])}")
-    stats = report.stats
-    if stats:
-        lines.append("")
-        lines.append(f"conversations: {stats.get('scored', 0)} scored now, "
-                     f"{stats.get('from_cache', 0)} from the cache; "
-                     f"{_fmt(stats.get('seconds'), 1)} s")
     return "\n".join(lines)
+
+
+def _stats_line(report: "EvaluationReport") -> str:
+    stats = report.stats
+    return (f"\nconversations: {stats.get('scored', 0)} scored now, "
+            f"{stats.get('from_cache', 0)} from the cache; {_fmt(stats.get('seconds'), 1)} s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -148,11 +148,14 @@ class EvaluationReport:
         return cls([BenchmarkResult.from_dict(b) for b in data["benchmarks"]],
                    dict(data.get("settings", {})), bool(data.get("cancelled", False)))
 
+    def to_json(self) -> str:
+        """`to_dict()` as JSON text (NaN written as null)."""
+        return json.dumps(_json_safe(self.to_dict()), indent=2, ensure_ascii=False) + "\n"
+
     def write_report(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_json_safe(self.to_dict()), indent=2, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
+        path.write_text(self.to_json(), encoding="utf-8")
         return path
 
     def benchmark(self, name: str) -> BenchmarkResult:

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from core.config import ScoringConfig
 from core.conversation import Conversation
 from core.followups import FollowupSet
+from core.report_cache import default_cache_path, model_key
 from core.results import CategoryScore, ConversationScore
+
+__all__ = ["ScoreCache", "conversation_hash", "default_cache_path", "model_key", "settings_key",
+           "score_from_json", "score_to_json"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
@@ -40,39 +43,11 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE TABLE IF NOT EXISTS identities (model_key TEXT PRIMARY KEY, identity TEXT NOT NULL);
 """
 
-CACHE_DIR_ENV = "FLR_CACHE_DIR"  # overrides the default cache folder
-CACHE_FILE = "scores.sqlite"
-
-
-def default_cache_path() -> Path:
-    """`$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite` (never the checkout)."""
-    folder = os.environ.get(CACHE_DIR_ENV)
-    base = Path(folder).expanduser() if folder else Path.home() / ".cache" / "flr-studio"
-    return base / CACHE_FILE
-
-
 def conversation_hash(conversation: Conversation) -> str:
     """Stable hash of what the scorer sees: the system message and the utterances."""
     blob = json.dumps({"system": conversation.system, "utterances": list(conversation.utterances)},
                       ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def model_key(config: ScoringConfig) -> str:
-    """What decides which weights a configuration loads, known without loading them."""
-    key: dict[str, Any] = {"model": config.model, "device": config.device, "dtype": config.dtype,
-                           "trust_remote_code": config.trust_remote_code}
-    path = Path(config.model).expanduser()
-    try:
-        if path.is_file():
-            st = path.stat()
-            key["files"] = [[path.name, st.st_size, st.st_mtime_ns]]
-        elif path.is_dir():
-            key["files"] = sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns]
-                                  for p in path.iterdir() if p.is_file())
-    except OSError:
-        pass  # not a readable local path: the name alone identifies it
-    return json.dumps(key, sort_keys=True)
 
 
 def settings_key(config: ScoringConfig) -> str:

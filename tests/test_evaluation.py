@@ -320,3 +320,34 @@ def test_a_rerun_with_everything_cached_does_not_import_torch(tmp_path: Path) ->
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_cli_constants_mirror_the_core_ones() -> None:
+    from core import benchmarks, evaluation, metrics
+
+    assert evaluate_cli.KINDS == benchmarks.KINDS
+    assert evaluate_cli.BASELINES == evaluation.BASELINES
+    assert evaluate_cli.METRICS_BY_KIND == evaluation.METRICS_BY_KIND
+    assert evaluate_cli.HEADLINE == evaluation.HEADLINE
+    assert evaluate_cli.BOOTSTRAP_SAMPLES == metrics.BOOTSTRAP_SAMPLES
+
+
+def test_identical_rerun_reuses_the_report_and_a_changed_input_does_not(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_paper_files(tmp_path / "paper")
+    cache = tmp_path / "cache.sqlite"
+    argv = [str(folder), "--cache", str(cache), "--output-dir", str(tmp_path / "out")]
+    assert cli(argv) == 0
+    first = (tmp_path / "out" / "REPORT.json").read_text()
+    assert "reused" not in capsys.readouterr().out
+    (tmp_path / "out" / "REPORT.json").unlink()
+    assert cli(argv) == 0
+    assert "its report was reused" in capsys.readouterr().out
+    assert (tmp_path / "out" / "REPORT.json").read_text() == first
+    assert (tmp_path / "out" / "golden_accept_relevance.jsonl").is_file()
+    # one value changed: a new key, recomputed
+    path = folder / "golden_accept_correctness.jsonl"
+    path.write_text(path.read_text().replace('"positive": [0]', '"positive": [-5]', 1))
+    assert cli(argv) == 0
+    assert "reused" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "REPORT.json").read_text())["benchmarks"][0]["metrics"]["accuracy"] == 0.5

@@ -1,0 +1,143 @@
+"""Where cached results live, and a memo of finished `evaluate` reports.
+
+Everything here is standard library only, so the `evaluate` command can find out whether an
+identical run already finished before it imports pandas, scipy or torch.
+
+- `default_cache_path()`: the SQLite file shared with the score cache (`core.score_cache`),
+  `$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite`.
+- `model_key(config)`: what decides which weights a configuration loads, known without
+  loading them (the model name, device, dtype, and for a local model its files' sizes and
+  modification times).
+- The report memo: a finished run stores its printed table, its REPORT.json text and its
+  exported files under a key made of every input file's bytes, the scoring and evaluation
+  settings, the follow-up set, the ELO table and the code of `core/`. A rerun with the same key
+  gets the same bytes back. Any change to the inputs, the settings or the code is a new key, so
+  a stale report is never returned; a run that was stopped stores nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from core.config import ScoringConfig
+
+CACHE_DIR_ENV = "FLR_CACHE_DIR"  # overrides the default cache folder
+CACHE_FILE = "scores.sqlite"
+MAX_MEMO_BYTES = 32 * 1024 * 1024  # larger exports are recomputed rather than stored
+_CORE_DIR = Path(__file__).resolve().parent
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reports (
+    key TEXT PRIMARY KEY, table_text TEXT NOT NULL, report_json TEXT NOT NULL,
+    exports TEXT, created REAL NOT NULL);
+"""
+
+
+def default_cache_path() -> Path:
+    """`$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite` (never the checkout)."""
+    folder = os.environ.get(CACHE_DIR_ENV)
+    base = Path(folder).expanduser() if folder else Path.home() / ".cache" / "flr-studio"
+    return base / CACHE_FILE
+
+
+def model_key(config: ScoringConfig) -> str:
+    """What decides which weights a configuration loads, known without loading them."""
+    key: dict[str, Any] = {"model": config.model, "device": config.device, "dtype": config.dtype,
+                           "trust_remote_code": config.trust_remote_code}
+    path = Path(config.model).expanduser()
+    try:
+        if path.is_file():
+            st = path.stat()
+            key["files"] = [[path.name, st.st_size, st.st_mtime_ns]]
+        elif path.is_dir():
+            key["files"] = sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns]
+                                  for p in path.iterdir() if p.is_file())
+    except OSError:
+        pass  # not a readable local path: the name alone identifies it
+    return json.dumps(key, sort_keys=True)
+
+
+def _hash_file(digest: Any, path: Path, name: str) -> None:
+    digest.update(name.encode("utf-8") + b"\0")
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(b"\0")
+
+
+def _input_files(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    out = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out += [(p, f"{path}/{p.relative_to(path)}") for p in sorted(path.rglob("*"))
+                    if p.is_file() and not p.name.startswith(".")]
+        elif path.is_file():
+            out.append((path, str(path)))
+        else:
+            return []  # a missing input: no key; the normal path reports the error
+    return out
+
+
+def memo_key(paths: Sequence[str | Path], config: ScoringConfig, settings: Mapping[str, Any],
+             extra_files: Sequence[Path]) -> str | None:
+    """The key of a run, or None when an input cannot be read (then nothing is memoised)."""
+    files = _input_files(paths)
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"config": config.as_dict(), "model": model_key(config),
+                              "settings": dict(settings)}, sort_keys=True, default=str).encode())
+    try:
+        for path, name in files:
+            _hash_file(digest, path, "input:" + name)
+        for path in extra_files:  # follow-up set, ELO table
+            _hash_file(digest, path, "extra:" + path.name)
+        for path in sorted(_CORE_DIR.glob("*.py")):  # any change to the code is a new key
+            _hash_file(digest, path, "code:" + path.name)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+class ReportMemo:
+    """Finished reports by key, in the same SQLite file as the score cache."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), timeout=60)
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "ReportMemo":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, key: str) -> tuple[str, str, dict[str, str] | None] | None:
+        """(printed table, REPORT.json text, exported files by name or None)."""
+        row = self._db.execute("SELECT table_text, report_json, exports FROM reports WHERE key = ?",
+                               (key,)).fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], (json.loads(row[2]) if row[2] is not None else None)
+
+    def put(self, key: str, table_text: str, report_json: str,
+            exports: Mapping[str, str] | None) -> None:
+        blob = json.dumps(dict(exports), ensure_ascii=False) if exports is not None else None
+        if blob is not None and len(blob) > MAX_MEMO_BYTES:
+            blob = None
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?)",
+                             (key, table_text, report_json, blob, time.time()))
