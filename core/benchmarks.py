@@ -456,10 +456,11 @@ class _File:
     score_field: str | None = None
 
 
-def _classify(path: Path, records: list[Record], kind: str | None, score_field: str | None) -> _File:
+def _classify(path: Path, records: list[Record], kind: str | None, score_field: str | None,
+              pairs: bool = True) -> _File:
     first = records[0].data
     keys = set(first)
-    side = pair_side(path)
+    side = pair_side(path) if pairs else None
     precomputed = _has_precomputed(first)
     if side is not None and kind in (None, PAIRWISE) and not ({CHOSEN, REJECTED} <= keys):
         return _File(path, records, "paper-pair", "paper", side, precomputed)
@@ -554,6 +555,7 @@ def detect_benchmarks(paths: Sequence[str | Path], kind: str | None = None,
     if kind is not None and kind not in KINDS:
         raise BenchmarkFormatError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     files = [_classify(p, read_records(p), kind, score_field) for p in expand_paths(paths)]
+    files = _unpaired_as_plain(files, kind, score_field)
     benchmarks: list[Benchmark] = []
     benchmarks += _paper_pairs([f for f in files if f.role == "paper-pair"])
     benchmarks += [_pairwise(f) for f in files if f.role == "pairwise"]
@@ -567,6 +569,26 @@ def detect_benchmarks(paths: Sequence[str | Path], kind: str | None = None,
             f"{orphans[0].path.name}: a question file alone is not a benchmark; add the "
             "model answer files (model_answer/*.jsonl) it belongs to")
     return _unique_names(benchmarks)
+
+
+def _unpaired_as_plain(files: list[_File], kind: str | None, score_field: str | None) -> list[_File]:
+    """A file whose name merely contains "accept"/"reject" and has no partner among the
+    inputs is read by its fields when they tell its kind (else the missing partner is
+    reported)."""
+    keys: dict[tuple, set[str]] = {}
+    for f in files:
+        if f.role == "paper-pair":
+            keys.setdefault((str(f.path.parent),) + _pair_key(f.path), set()).add(f.side or "")
+    out = []
+    for f in files:
+        if f.role == "paper-pair" and len(keys[(str(f.path.parent),) + _pair_key(f.path)]) == 1 \
+                and not f.precomputed and kind != PAIRWISE:
+            try:
+                f = _classify(f.path, f.records, kind, score_field, pairs=False)
+            except BenchmarkFormatError:
+                pass  # not readable alone either: report the missing partner
+        out.append(f)
+    return out
 
 
 def _unique_names(benchmarks: list[Benchmark]) -> list[Benchmark]:

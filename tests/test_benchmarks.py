@@ -234,3 +234,9 @@ def test_bundled_samples_are_detected() -> None:
     }
     assert found["helpful_smollm2"].categories == ("correctness", "relevance")
     assert all(b.n_invalid == 0 for b in found.values())
+
+
+def test_a_lone_file_named_accepted_is_read_by_its_fields(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "accepted_answers.jsonl", [{"conversation": conv(0), "score": 4}])
+    (b,) = detect_benchmarks([path])
+    assert b.kind == RATING
