@@ -195,7 +195,7 @@ def test_cancel_a_running_evaluation_and_resume(browser, tmp_path):
         page.goto(url)
         open_tab(page, "Batch evaluation")
         page.set_input_files("#batch-files input[type=file]", [str(pairs)])
-        wait_text(page, "#batch-detected-note", "10 pair(s)/row(s) need the model")
+        wait_text(page, "#batch-detected-note", "10 pairs of hh_pairs")
         page.click("#batch-run")
         assert started.wait(timeout=20)
         page.click("#batch-cancel")

@@ -82,7 +82,7 @@ def test_preview_lists_what_was_detected(paper_pair, hh_pairs):
     assert len(frame) == 2
     assert set(frame["kind"]) == {"pairwise"}
     assert list(frame["rows"]) == [4, 10] or sorted(frame["rows"]) == [4, 10]
-    assert "10 pair(s)/row(s) need the model" in note
+    assert "To be scored with the model: 10 pairs of hh_pairs" in note
     empty, note = tab_batch.preview([], tab_batch.AUTO, "")
     assert empty.empty and note == ""
 

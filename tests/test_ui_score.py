@@ -150,7 +150,7 @@ def test_compare_errors(state):
 def test_edited_followup_set_is_used(state):
     custom = json.dumps({"politeness": {"positive": ["Thanks!"], "negative": ["Rude."]}})
     update, message = tab_score.apply_followups(custom)
-    assert update["choices"] == ["politeness"] and "1 categories, 2 follow-ups" in message
+    assert update["choices"] == ["politeness"] and "1 category, 2 follow-ups" in message
     assert update["value"] == ["politeness"]
     update, _ = tab_score.apply_followups(tab_score.default_followups_json(), ["relevance", "gone"])
     assert update["value"] == ["relevance"]  # the visitor's choice survives an edit

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 AUTO = "detect from the files"
+UNITS = {"pairwise": "pairs", "rating": "rated replies", "ranking": "model responses"}
 CHUNK_SHARE = 0.8  # of the ZeroGPU budget spent scoring before handing the GPU back
 METRIC_COLUMNS = ["benchmark", "kind", "category", "signal", "metric", "value", "95% CI", "p_value", "n"]
 
@@ -102,9 +103,9 @@ def preview(files: Any, kind: str, score_field: str) -> tuple[pd.DataFrame, str]
     if not _paths(files):
         return describe_benchmarks([]), ""
     benchmarks = _detect(files, kind, score_field)
-    to_score = sum(b.n for b in benchmarks if not b.precomputed)
+    to_score = [f"{b.n} {UNITS[b.kind]} of {b.name}" for b in benchmarks if not b.precomputed]
     note = (f"Detected {len(benchmarks)} benchmark(s). "
-            + (f"{to_score} pair(s)/row(s) need the model (cached scores are reused)."
+            + (f"To be scored with the model: {', '.join(to_score)} (cached scores are reused)."
                if to_score else "Every row has precomputed follow-up values: no model is needed."))
     return describe_benchmarks(benchmarks), note
 

@@ -171,7 +171,8 @@ def apply_followups(text: str, selected: list[str] | None = None) -> tuple[dict[
     n = sum(len(c.positive) + len(c.negative) for c in followups)
     keep = [name for name in followups.names if name in (selected or [])]
     return (gr.update(choices=list(followups.names), value=keep or list(followups.names)),
-            f"✓ Follow-up set in use: {len(followups)} categories, {n} follow-ups.")
+            f"✓ Follow-up set in use: {len(followups)} categor{'y' if len(followups) == 1 else 'ies'}, "
+            f"{n} follow-ups.")
 
 
 @user_errors
