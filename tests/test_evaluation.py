@@ -351,3 +351,27 @@ def test_identical_rerun_reuses_the_report_and_a_changed_input_does_not(
     assert cli(argv) == 0
     assert "reused" not in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "REPORT.json").read_text())["benchmarks"][0]["metrics"]["accuracy"] == 0.5
+
+
+def test_real_engine_on_the_tiny_model_matches_direct_scoring(tiny_model_dir: Path, shared_data: Path,
+                                                               tmp_path: Path) -> None:
+    from core.scorer import load_scorer
+
+    config = ScoringConfig(model=str(tiny_model_dir), device="cpu")
+    benchmarks = detect_benchmarks([hh_slice(shared_data, tmp_path, n=3)])
+    loads: list[object] = []
+
+    def factory():
+        loads.append(load_scorer(config))
+        return loads[-1]
+
+    cache = tmp_path / "scores.sqlite"
+    kwargs = dict(config=config, followups=FOLLOWUPS, cache_path=cache, bootstrap_samples=200)
+    report = run_evaluation(benchmarks, scorer_factory=factory, **kwargs)
+    scorer = loads[0]
+    frame = benchmarks[0].frame
+    flr = [scorer.score(c, FOLLOWUPS).flr for c in frame["conversation"]]
+    wins = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(flr[0::2], flr[1::2])]
+    assert report.benchmarks[0].metrics["accuracy"] == pytest.approx(sum(wins) / len(wins))
+    again = run_evaluation(benchmarks, scorer_factory=factory, **kwargs)
+    assert len(loads) == 1 and again.to_dict() == report.to_dict()
