@@ -24,6 +24,21 @@ ARTIFACTS = Path(os.environ.get("FLR_TEST_ARTIFACTS", Path(__file__).resolve().p
 TIMEOUT_MS = 30_000
 
 
+SHOTS: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def list_screenshots(request) -> Iterator[None]:
+    """At the end, name the screenshots in the terminal (they are not shown without -s)."""
+    yield
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if SHOTS and reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nbrowser screenshots ({len(SHOTS)}) in {ARTIFACTS}: "
+                                + ", ".join(p.name for p in SHOTS))
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
@@ -56,7 +71,7 @@ def shoot(page, name: str, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
-    print(f"screenshot: {path}")
+    SHOTS.append(path)
     return path
 
 
