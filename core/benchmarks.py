@@ -72,7 +72,8 @@ POSITIVE_FIELDS = ("positive", "positve")  # the paper's scripts wrote "positve"
 NEGATIVE_FIELD = "negative"
 
 _SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".csv.gz", ".csv", ".parquet")
-_PAIR_WORDS = {"accept": CHOSEN, "accepted": CHOSEN, "reject": REJECTED, "rejected": REJECTED}
+_PAIR_WORDS = {"accept": CHOSEN, "accepted": CHOSEN, "chosen": CHOSEN, "reject": REJECTED,
+               "rejected": REJECTED}
 _WORD_SPLIT = re.compile(r"[_\-. ]+")
 
 
