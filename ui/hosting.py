@@ -8,10 +8,7 @@ is loaded in the main process (`ScorerHub`) and only the scoring call runs insid
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, TypeVar
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
