@@ -18,7 +18,10 @@ from ui.state import AppState
 
 
 class FakeScorer:
-    """Canned numbers: positive follow-up i scores -1 - i/100 + len(reply)/1000, negative -2 - i/100."""
+    """Canned numbers: positive follow-up i scores -1 - i/100 + len(reply)/1000, negative -2 - i/100.
+
+    Unlike `tests.fakes.FakeScorer` (hash-based offsets, used by the batch tests), every reward
+    here is known by hand: 1 + len(reply)/1000 in each category, which the page must show."""
 
     def __init__(self, config: ScoringConfig) -> None:
         self.config = config
