@@ -10,7 +10,7 @@ identical run already finished before it imports pandas, scipy or torch.
   modification times).
 - The report memo: a finished run stores its printed table, its REPORT.json text and its
   exported files under a key made of every input file's bytes, the scoring and evaluation
-  settings, the follow-up set, the ELO table and the code of `core/`. A rerun with the same key
+  settings, the follow-up set, the ELO table, the code of `core/` and the bundled data in `assets/`. A rerun with the same key
   gets the same bytes back. Any change to the inputs, the settings or the code is a new key, so
   a stale report is never returned; a run that was stopped stores nothing.
 """
@@ -101,6 +101,8 @@ def memo_key(paths: Sequence[str | Path], config: ScoringConfig, settings: Mappi
             _hash_file(digest, path, "extra:" + path.name)
         for path in sorted(_CORE_DIR.glob("*.py")):  # any change to the code is a new key
             _hash_file(digest, path, "code:" + path.name)
+        for path in sorted((_CORE_DIR.parent / "assets").glob("*.json")):  # built-in ELO table
+            _hash_file(digest, path, "asset:" + path.name)
     except OSError:
         return None
     return digest.hexdigest()
