@@ -147,7 +147,7 @@ def _mine(args: argparse.Namespace) -> int:
     if not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(prompts), desc="mining", unit="prompt", file=sys.stderr)
+        bar = tqdm(total=len(prompts) * mining.samples, desc="mining", unit="reply", file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
         if bar is not None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int], None]  # (prompts done, prompts total)
+ProgressCallback = Callable[[int, int], None]  # (replies done, replies total)
 
 CACHE_FOLDER = "cache"
 EMPTY_REPLY = "empty reply"
@@ -343,33 +343,42 @@ class SampleCache:
 def mine(prompts: Sequence[MiningPrompt], policy: Policy, scorer: "Scorer", followups: FollowupSet,
          config: MiningConfig, output_dir: str | Path | None = None,
          progress: ProgressCallback | None = None) -> list[PromptSamples]:
-    """Sample, score and keep every reply; with `output_dir`, cache as it goes and resume."""
+    """Sample, score and keep every reply; with `output_dir`, cache as it goes and resume.
+
+    `progress(done, total)` counts replies (prompts x samples), those from the cache included;
+    it advances as the scorer finishes each reply.
+    """
     cache = SampleCache(output_dir, run_key(policy, scorer, followups, config)) if output_dir else None
     done = cache.load(prompts) if cache else {}
     if done:
         log.info("resuming: %d of %d prompts already mined", len(done), len(prompts))
-    total = len(prompts)
+    k = config.samples
+    total = len(prompts) * k
     if progress:
-        progress(len(done), total)
-    todo = [i for i in range(total) if i not in done]
+        progress(len(done) * k, total)
+    todo = [i for i in range(len(prompts)) if i not in done]
     for start in range(0, len(todo), config.batch_size):
         batch = todo[start:start + config.batch_size]
         generations = policy.generate([prompts[i] for i in batch], batch, config)
-        if len(generations) != len(batch) or any(len(g) != config.samples for g in generations):
+        if len(generations) != len(batch) or any(len(g) != k for g in generations):
             raise RuntimeError("the policy returned the wrong number of generations")
-        results = score_generations([prompts[i] for i in batch], batch, generations, scorer, followups)
+        base = len(done) * k
+        scoring_progress = (lambda n, _total: progress(base + n, total)) if progress else None
+        results = score_generations([prompts[i] for i in batch], batch, generations, scorer, followups,
+                                    scoring_progress)
         if cache:
             cache.append(results)
         for result in results:
             done[result.index] = result
         if progress:
-            progress(len(done), total)
-    return [done[i] for i in range(total)]
+            progress(len(done) * k, total)
+    return [done[i] for i in range(len(prompts))]
 
 
 def score_generations(prompts: Sequence[MiningPrompt], indices: Sequence[int],
                       generations: Sequence[Sequence[Generation]], scorer: "Scorer",
-                      followups: FollowupSet) -> list[PromptSamples]:
+                      followups: FollowupSet,
+                      progress: ProgressCallback | None = None) -> list[PromptSamples]:
     """Score every non-empty generation in one `score_many` call."""
     conversations, slots = [], []
     for p, gens in enumerate(generations):
@@ -377,7 +386,7 @@ def score_generations(prompts: Sequence[MiningPrompt], indices: Sequence[int],
             if gen.text.strip():
                 conversations.append(prompts[p].with_reply(gen.text))
                 slots.append((p, s))
-    scores = scorer.score_many(conversations, followups) if conversations else []
+    scores = scorer.score_many(conversations, followups, progress=progress) if conversations else []
     by_slot = dict(zip(slots, scores))
     results = []
     for p, gens in enumerate(generations):

@@ -230,11 +230,16 @@ def test_mine_keeps_every_sample_with_rewards(tmp_path: Path) -> None:
     assert judged.utterances[:-1] == PROMPTS[2].turns and judged.system == "Be brief."
 
 
-def test_progress_reports_prompts_done() -> None:
-    seen = []
-    mine(PROMPTS, ScriptedPolicy(), TextHashScorer(), FOLLOWUPS, MiningConfig(samples=2, batch_size=2),
+def test_progress_counts_replies_as_they_are_scored(tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    config = MiningConfig(samples=2, batch_size=2)
+    mine(PROMPTS, ScriptedPolicy(), TextHashScorer(), FOLLOWUPS, config, tmp_path,
          progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(0, 3), (2, 3), (3, 3)]
+    assert seen == [(0, 6), (1, 6), (2, 6), (3, 6), (4, 6), (4, 6), (5, 6), (6, 6), (6, 6)]
+    seen.clear()
+    mine(PROMPTS + [MiningPrompt("d", ("New?",))], ScriptedPolicy(), TextHashScorer(), FOLLOWUPS, config,
+         tmp_path, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(6, 8), (7, 8), (8, 8), (8, 8)]  # cached prompts count as done
 
 
 def test_resume_after_a_kill_gives_the_uninterrupted_result(tmp_path: Path, tiny_policy: TransformersPolicy) -> None:

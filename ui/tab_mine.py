@@ -95,10 +95,10 @@ def mine_prompts(state: AppState, prompts_text: str, prompts_file: str | None, s
     config = state.config_for(model, mode, aggregation)
     scorer = state.scorer(config)
     policy = policy_factory(config, scorer)
-    progress((0, len(prompts)), desc="sampling and scoring", unit="prompts")
+    progress((0, len(prompts) * mining.samples), desc="sampling and scoring", unit="replies")
 
     def report(done: int, total: int) -> None:
-        progress((done, total), desc="sampling and scoring", unit="prompts")
+        progress((done, total), desc="sampling and scoring", unit="replies")
 
     from core.mining import mine
 
