@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from core.config import ScoringConfig
-from core.errors import ConfigError
+from core.errors import ConfigError, InputError
 from core.followups import FollowupSet
 from core.prompts import MiningPrompt, prompt_from_record
 
@@ -162,29 +162,44 @@ def sample_seed(seed: int, prompt_index: int, sample_index: int) -> int:
 class TransformersPolicy:
     """Samples replies from a transformers causal LM with its chat template."""
 
-    def __init__(self, model: Any, tokenizer: Any, identity: str) -> None:
+    def __init__(self, model: Any, tokenizer: Any, identity: str, max_context: int | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self._identity = identity
+        self.max_context = max_context  # prompt + reply tokens the model takes; None = unchecked
 
     @classmethod
     def from_loaded(cls, loaded: "LoadedModel") -> "TransformersPolicy":
         dtype = str(getattr(loaded, "dtype", "")).removeprefix("torch.")
-        return cls(loaded.model, loaded.tokenizer, f"{loaded.identity}|{dtype}")
+        return cls(loaded.model, loaded.tokenizer, f"{loaded.identity}|{dtype}",
+                   getattr(loaded, "max_context", None))
 
     @property
     def identity(self) -> str:
         return self._identity
 
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
     def render(self, prompt: MiningPrompt) -> str:
         """The prompt as the model sees it, ending where the assistant's reply starts."""
-        if getattr(self.tokenizer, "chat_template", None):
+        if self.has_chat_template:
             return self.tokenizer.apply_chat_template(prompt.messages(), tokenize=False,
                                                       add_generation_prompt=True)
-        # No chat template: the same plain role-prefixed layout users paste into the app.
-        lines = [f"System: {prompt.system}"] if prompt.system else []
-        lines += [f"{'User' if i % 2 == 0 else 'Assistant'}: {t}" for i, t in enumerate(prompt.turns)]
-        return "\n\n".join(lines) + "\n\nAssistant:"
+        # No chat template: the engine's plain layout (`User: ...` / `Assistant: ...`), open reply.
+        from core.rendering import PLAIN_TEMPLATE
+
+        text = self.tokenizer.apply_chat_template(prompt.messages(), chat_template=PLAIN_TEMPLATE,
+                                                  tokenize=False)
+        return text + "\n\nAssistant:"
+
+    def encode(self, prompt: MiningPrompt) -> list[int]:
+        # A chat template writes its own special tokens; the plain layout gets the tokenizer's
+        # usual ones (a BOS token), as the engine encodes it.
+        ids = list(self.tokenizer(self.render(prompt), add_special_tokens=not self.has_chat_template)
+                   ["input_ids"])
+        return ids
 
     def generate(self, prompts: Sequence[MiningPrompt], indices: Sequence[int],
                  config: MiningConfig) -> list[list[Generation]]:
@@ -195,7 +210,14 @@ class TransformersPolicy:
             raise ValueError("one index per prompt is needed")
         tok = self.tokenizer
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else self._eos_ids()[0]
-        encoded = [tok(self.render(p), add_special_tokens=False)["input_ids"] for p in prompts]
+        encoded = [self.encode(p) for p in prompts]
+        for prompt, ids in zip(prompts, encoded):
+            if self.max_context and len(ids) + config.max_new_tokens > self.max_context:
+                raise InputError(
+                    f"prompt {prompt.id}: {len(ids)} tokens plus {config.max_new_tokens} new tokens exceed "
+                    f"the policy model's context of {self.max_context}; shorten the prompt or lower "
+                    "max new tokens"
+                )
         width = max(len(ids) for ids in encoded)
         k = config.samples
         rows, masks, generators = [], [], []

@@ -203,6 +203,24 @@ def test_tiny_model_uses_the_chat_template(tiny_policy: TransformersPolicy) -> N
     assert rendered.endswith("<|im_start|>user\nExplain that in simpler words.<|im_end|>\n<|im_start|>assistant\n")
 
 
+def test_plain_model_gets_the_engines_plain_layout(tiny_plain_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    policy = TransformersPolicy(AutoModelForCausalLM.from_pretrained(tiny_plain_model_dir),
+                                AutoTokenizer.from_pretrained(tiny_plain_model_dir), "plain")
+    assert policy.render(PROMPTS[2]) == ("System: Be brief.\n\nUser: Hi\n\nAssistant: Hello! How can I help?"
+                                         "\n\nUser: Explain that in simpler words.\n\nAssistant:")
+    gens = policy.generate(PROMPTS[:2], [0, 1], MiningConfig(samples=2, max_new_tokens=5))
+    assert [len(g) for g in gens] == [2, 2]
+
+
+def test_prompt_longer_than_the_context_is_refused(tiny_policy: TransformersPolicy) -> None:
+    short = TransformersPolicy(tiny_policy.model, tiny_policy.tokenizer, "tiny", max_context=40)
+    with pytest.raises(InputError, match="prompt c: .* tokens plus 10 new tokens exceed the policy model's "
+                                         "context of 40"):
+        short.generate(PROMPTS, [0, 1, 2], MiningConfig(samples=1, max_new_tokens=10))
+
+
 def test_greedy_samples_are_identical(tiny_policy: TransformersPolicy) -> None:
     gens = tiny_policy.generate(PROMPTS[:1], [0], MiningConfig(samples=2, max_new_tokens=6, temperature=0))[0]
     assert gens[0] == gens[1]
