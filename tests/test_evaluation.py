@@ -375,3 +375,25 @@ def test_real_engine_on_the_tiny_model_matches_direct_scoring(tiny_model_dir: Pa
     assert report.benchmarks[0].metrics["accuracy"] == pytest.approx(sum(wins) / len(wins))
     again = run_evaluation(benchmarks, scorer_factory=factory, **kwargs)
     assert len(loads) == 1 and again.to_dict() == report.to_dict()
+
+
+def test_real_pair_with_an_empty_reply_is_skipped_and_the_rest_evaluated(
+        shared_data: Path, tmp_path: Path) -> None:
+    # line 121 of the HH-RLHF helpful-base test file has an empty rejected reply
+    with gzip.open(shared_data / "hh_rlhf" / "helpful-base-test.jsonl.gz", "rt") as fh:
+        lines = [line for i, line in enumerate(fh, start=1) if 118 <= i <= 123]
+    path = tmp_path / "helpful.jsonl"
+    path.write_text("".join(lines))
+    report = evaluate(detect_benchmarks([path]), Factory(), None)
+    (b,) = report.to_dict()["benchmarks"]
+    assert (b["n"], b["skipped_rows"]) == (5, 1)
+    (skip,) = b["skipped"]
+    assert skip["row"] == 3 and skip["source"] == "helpful.jsonl, line 4"
+    assert "reply being judged is empty" in skip["reason"]
+    assert report.skipped_frame().loc[0, "benchmark"] == "helpful"
+
+
+def test_limit_takes_the_first_pairs(shared_data: Path, tmp_path: Path) -> None:
+    factory = Factory()
+    report = evaluate(detect_benchmarks([hh_slice(shared_data, tmp_path, n=6)]), factory, None, limit=2)
+    assert report.benchmarks[0].n == 2 and factory.made[0].conversations == 4
