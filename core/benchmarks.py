@@ -569,7 +569,18 @@ def detect_benchmarks(paths: Sequence[str | Path], kind: str | None = None,
         raise BenchmarkFormatError(
             f"{orphans[0].path.name}: a question file alone is not a benchmark; add the "
             "model answer files (model_answer/*.jsonl) it belongs to")
+    for b in benchmarks:
+        _note_conversation_warnings(b)
     return _unique_names(benchmarks)
+
+
+def _note_conversation_warnings(b: Benchmark) -> None:
+    """One line per benchmark for conversations read with a warning (e.g. an odd utterance
+    list whose first utterance was dropped, as the paper's scripts do)."""
+    warned = [c.warnings[0] for c in b.frame[COL_CONVERSATION]
+              if isinstance(c, Conversation) and c.warnings]
+    if warned:
+        b.warnings.append(f"{len(warned)} conversation(s) read with a warning, e.g. {warned[0]}")
 
 
 def _unpaired_as_plain(files: list[_File], kind: str | None, score_field: str | None) -> list[_File]:

@@ -240,3 +240,14 @@ def test_a_lone_file_named_accepted_is_read_by_its_fields(tmp_path: Path) -> Non
     path = write_jsonl(tmp_path / "accepted_answers.jsonl", [{"conversation": conv(0), "score": 4}])
     (b,) = detect_benchmarks([path])
     assert b.kind == RATING
+
+
+def test_odd_utterance_lists_are_kept_with_a_visible_warning(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [
+        {"conversation": ["Hello! How can I help?", "q", "a"], "score": 1},
+        {"conversation": conv(1), "score": 2}])
+    (b,) = detect_benchmarks([path])
+    assert b.n_invalid == 0
+    assert b.frame[COL_CONVERSATION][0].utterances == ("q", "a")
+    assert any("1 conversation(s) read with a warning" in w and "r.jsonl, line 1" in w
+               for w in b.warnings)
