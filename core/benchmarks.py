@@ -215,6 +215,8 @@ def _read_json(text: str, name: str) -> list[Record]:
 
 
 def _read_csv(text: str, name: str) -> list[Record]:
+    # a whole conversation may sit in one cell: lift the csv module's 128 KiB cell limit
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     try:
         rows = list(csv.DictReader(io.StringIO(text)))
     except csv.Error as err:

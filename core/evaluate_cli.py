@@ -86,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
     except FLRError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # an output path that cannot be written, a full disk
+        print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; every score computed so far is cached and will be reused",
               file=sys.stderr)

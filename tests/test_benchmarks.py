@@ -251,3 +251,11 @@ def test_odd_utterance_lists_are_kept_with_a_visible_warning(tmp_path: Path) -> 
     assert b.frame[COL_CONVERSATION][0].utterances == ("q", "a")
     assert any("1 conversation(s) read with a warning" in w and "r.jsonl, line 1" in w
                for w in b.warnings)
+
+
+def test_csv_cells_may_hold_long_conversations(tmp_path: Path) -> None:
+    long_reply = "word " * 40_000  # 200 KB, over the csv module's default cell limit
+    pd.DataFrame([{"prompt": "q", "response": long_reply, "model": "a"},
+                  {"prompt": "q", "response": "short", "model": "b"}]).to_csv(tmp_path / "r.csv", index=False)
+    (b,) = detect_benchmarks([tmp_path / "r.csv"])
+    assert b.kind == RANKING and b.frame[COL_CONVERSATION][0].reply == long_reply
