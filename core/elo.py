@@ -95,6 +95,11 @@ def elo_from_data(data: Any, where: str = "ELO table") -> dict[str, float]:
         raise BenchmarkFormatError(f'{where}: expected {{"model name": elo, ...}}; got {type(data).__name__}')
     ratings: dict[str, float] = {}
     for model, value in items:
+        if isinstance(value, Mapping):  # {"model": {"elo": 1234, ...}}
+            key = next((k for k in value if str(k).lower() in ("elo", "rating", "score")), None)
+            if key is None:
+                raise BenchmarkFormatError(f"{where}: entry {model!r} has no 'elo' (or 'rating' / 'score')")
+            value = value[key]
         try:
             ratings[str(model)] = float(value)
         except (TypeError, ValueError):

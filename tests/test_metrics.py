@@ -104,6 +104,8 @@ def test_elo_files_in_json_list_and_csv(tmp_path: Path) -> None:
     (tmp_path / "elo.csv").write_text("Model,Arena Elo\na,1000\nb,900\n")
     assert load_elo(tmp_path / "elo.json").ratings == {"a": 1000.0, "b": 900.0}
     assert load_elo(tmp_path / "elo.csv").ratings == {"a": 1000.0, "b": 900.0}
+    (tmp_path / "nested.json").write_text(json.dumps({"a": {"elo": 1000, "ci": 5}, "b": {"rating": 900}}))
+    assert load_elo(tmp_path / "nested.json").ratings == {"a": 1000.0, "b": 900.0}
     (tmp_path / "bad.json").write_text('{"a": "high"}')
     with pytest.raises(BenchmarkFormatError, match="ELO of 'a' is 'high'"):
         load_elo(tmp_path / "bad.json")
