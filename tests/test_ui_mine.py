@@ -51,7 +51,8 @@ def test_mine_tab_table_summary_and_downloads(state: AppState) -> None:
     (summary, frame, files), policy = run(state, tab_mine.demo_prompts_text())
     assert policy.asked == [0, 1, 2]
     assert "DPO pairs  3 prompts kept" in summary
-    assert len(frame) == 9 and list(frame.columns[:6]) == ["prompt id", "prompt", "sample", "response", "FLR", "role"]
+    assert len(frame) == 9 and list(frame.columns[:5]) == ["prompt id", "sample", "FLR", "role", "response"]
+    assert frame.columns[-1] == "prompt" and set(ALL) <= set(frame.columns)
     assert sorted(frame["role"].tolist()).count("chosen") == 3
     for _, rows in frame.groupby("prompt id"):
         assert rows["FLR"].tolist() == sorted(rows["FLR"].tolist(), reverse=True)

@@ -22,8 +22,8 @@ from core.config import ScoringConfig
 from core.errors import ConfigError
 from core.followups import default_followups
 from core.mining import MiningConfig, Policy
-from core.preference_export import (FLR, ExportConfig, export_preferences, format_summary,
-                                    samples_frame)
+from core.preference_export import (FLR, PROMPT, PROMPT_ID, RESPONSE, ROLE, SAMPLE, ExportConfig,
+                                    export_preferences, format_summary, samples_frame)
 from core.prompts import MiningPrompt, load_prompts, parse_prompts
 from ui.context import AppContext
 from ui.errors import user_errors
@@ -111,7 +111,11 @@ def mine_prompts(state: AppState, prompts_text: str, prompts_file: str | None, s
     files = [archive] + [str(path) for name, path in result.files.items()
                          if name in ("dataset_info", "samples", "summary") or name.endswith("_sharegpt")]
     frame = samples_frame(results, result.selection).sort_values(
-        ["prompt id", FLR], ascending=[True, False], kind="stable")
+        [PROMPT_ID, FLR], ascending=[True, False], kind="stable")
+    # Reward and role next to the reply, the (repeated) prompt text last, so the table reads
+    # without scrolling sideways.
+    first = [PROMPT_ID, SAMPLE, FLR, ROLE, RESPONSE]
+    frame = frame[first + [c for c in frame.columns if c not in first and c != PROMPT] + [PROMPT]]
     summary = "```\n" + format_summary(result.summary) + "\n```"
     return summary, display_frame(frame), files
 
@@ -132,7 +136,7 @@ def build(ctx: AppContext, policy_factory: PolicyFactory = default_policy) -> No
                                       info=f"One question per line (or JSON); at most {MAX_PROMPTS}. "
                                            "Pre-filled with MT-Bench questions.")
             prompts_file = gr.File(label="…or upload a prompt file (JSON / JSONL / CSV)", type="filepath",
-                                   file_types=[".json", ".jsonl", ".csv"], elem_id="mine-upload")
+                                   file_types=[".json", ".jsonl", ".csv"], elem_id="mine-upload", height=110)
         with gr.Column(scale=2):
             samples = gr.Slider(2, 8, value=4, step=1, label="Samples per prompt", elem_id="mine-samples")
             max_new_tokens = gr.Slider(16, 512, value=48, step=16, label="Max new tokens",
@@ -148,7 +152,8 @@ def build(ctx: AppContext, policy_factory: PolicyFactory = default_policy) -> No
             run_button = gr.Button("Sample and score", variant="primary", elem_id="mine-button")
     summary = gr.Markdown(elem_id="mine-summary")
     table = gr.Dataframe(label="Sampled replies with their rewards (role: chosen / rejected in the DPO pair)",
-                         interactive=False, wrap=True, show_search="filter", elem_id="mine-table")
+                         interactive=False, wrap=True, show_search="filter", elem_id="mine-table",
+                         column_widths=["7%", "6%", "8%", "8%", "40%"])
     downloads = gr.File(label="Downloads: all datasets (.zip), dataset_info.json, sharegpt files, "
                               "every sample (JSONL), summary", file_count="multiple", elem_id="mine-downloads")
 
