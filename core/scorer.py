@@ -265,7 +265,7 @@ class FLRScorer:
         n_rows = len(step.rows)
         ids = torch.full((n_rows, width), _pad_id(self.loaded.tokenizer), dtype=torch.long)
         positions = torch.zeros((n_rows, width), dtype=torch.long)
-        seg_ids = torch.full((n_rows, width), -1, dtype=torch.long)
+        seg_ids = torch.full((n_rows, width), -1, dtype=torch.long)  # pads: one segment
         placed: list[tuple[int, int, int]] = []  # (group, request, flat index of its first token)
         for r, row in enumerate(step.rows):
             length = prefix_lens[row.group]
@@ -283,7 +283,7 @@ class FLRScorer:
         batch = attention.PackedBatch(
             prefixes=tuple(prefixes[g] for g in used),
             row_prefix=tuple((local[g], a, b) for g, a, b in ranges),
-            segments=seg_ids.to(device),
+            own_mask=attention.PackedBatch.mask_from_segments(seg_ids.to(device)),
         )
         hidden = self.loaded.model.get_decoder()(
             input_ids=ids.to(device), position_ids=positions.to(device), use_cache=False,

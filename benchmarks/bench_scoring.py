@@ -1,0 +1,300 @@
+"""Seconds per scored reply: the paper's loop, lm-evaluation-harness, and the FLR Studio engine.
+
+One process, one model, the same two conversations (built from MT-Bench question 106, two
+utterances, about 110 tokens; and question 105, four utterances, about 520 tokens) and the same
+120 follow-ups (the bundled set). For each conversation it times
+
+  (a) the paper's approach: one full forward pass per follow-up, full logits
+      (`FLRScorer.score_reference`);
+  (b) lm-evaluation-harness `HFLM._loglikelihood_tokens` (what `HFLM.loglikelihood` runs after
+      tokenizing) on the same (context, continuation) token ids, so its continuation is exactly
+      the follow-up's own tokens as the engine defines them;
+  (c) the engine: `FLRScorer.score(conversation, followups)`, rendering included;
+
+checks that the scores agree (engine vs loop per-token means; engine x token count vs lm-eval's
+sums), and prints the engine's distance from the compute floor:
+ops = 2 x parameters x (conversation tokens + follow-up tokens), divided by the best matrix-
+multiply throughput measured in this run on shapes of this model. The load average is printed
+because other processes on a small machine change every number.
+
+    .venv/bin/python benchmarks/bench_scoring.py                     # embedded, CPU, float32
+    .venv/bin/python benchmarks/bench_scoring.py --device cuda --dtype bfloat16 --model M
+    .venv/bin/python benchmarks/bench_scoring.py --random-config config.json --device cuda
+
+lm_eval is a benchmark-only dependency: `pip install -r benchmarks/requirements.txt`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.config import ScoringConfig  # noqa: E402
+from core.conversation import Conversation, from_utterances  # noqa: E402
+from core.followups import default_followups  # noqa: E402
+from core.models import LoadedModel, load_model, resolve_device, resolve_dtype  # noqa: E402
+from core.rendering import Request, render  # noqa: E402
+from core.scorer import FLRScorer  # noqa: E402
+
+MT_BENCH = ROOT.parent / "shared" / "data" / "mt_bench_questions"
+CONVERSATIONS = {"2-turn": (106, 2), "long": (105, 4)}  # MT-Bench question id, utterances
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="embedded", help="model to load (default: embedded)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--random-config", metavar="CONFIG.json",
+                        help="build a random-weight model from this transformers config instead "
+                             "(tokenizer: --model's); for GPU runs without downloading weights")
+    parser.add_argument("--data", type=Path, default=MT_BENCH, help="MT-Bench questions folder")
+    parser.add_argument("--conversations", default="2-turn,long", help="which of: 2-turn,long")
+    parser.add_argument("--repeats", type=int, default=5, help="engine timings (median)")
+    parser.add_argument("--baseline-repeats", type=int, default=1,
+                        help="timings of the paper loop and lm-eval (each is 120 passes already)")
+    parser.add_argument("--batch-size", type=int, default=ScoringConfig().batch_size,
+                        help="engine batch size (follow-ups of 64 tokens per pass)")
+    parser.add_argument("--lm-eval-batch-size", type=int, default=8)
+    parser.add_argument("--skip-loop", action="store_true")
+    parser.add_argument("--skip-lm-eval", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    load_start = os.getloadavg()
+    config = ScoringConfig(model=args.model, device=args.device, dtype=args.dtype,
+                           batch_size=args.batch_size, max_length=None)
+    loaded = load_model(config)
+    if args.random_config:
+        loaded = random_model(loaded, Path(args.random_config), config)
+    scorer = FLRScorer(loaded, config)
+    params = loaded.model.num_parameters()
+    followups = default_followups()
+    texts = list(dict.fromkeys(followups.utterances()))
+    print(f"model: {loaded.name} ({params / 1e6:.1f}M parameters), {loaded.device}, "
+          f"{str(loaded.dtype).removeprefix('torch.')}, torch threads {torch.get_num_threads()}, "
+          f"{len(texts)} follow-ups")
+    print(f"load average at start: {_load(load_start)}")
+
+    lm = None if args.skip_lm_eval else lm_eval_model(loaded, args.lm_eval_batch_size)
+    throughput = matmul_throughput(loaded)
+    rows = []
+    for name in [n.strip() for n in args.conversations.split(",") if n.strip()]:
+        conversation = mt_bench_conversation(args.data, *CONVERSATIONS[name])
+        rows.append(bench_one(name, conversation, scorer, followups, texts, lm, args))
+    throughput = max(throughput, matmul_throughput(loaded))
+    load_end = os.getloadavg()
+
+    print(f"\nmatrix-multiply throughput (best of several, this run): {throughput / 1e9:.1f} GFLOP/s")
+    print(f"load average at end: {_load(load_end)}\n")
+    header = ("| conversation | tokens (conv + follow-ups) | paper loop s/reply | lm-eval s/reply "
+              "| engine s/reply | engine vs loop | engine vs lm-eval | compute floor s | "
+              "engine / floor |")
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for row in rows:
+        floor = 2 * params * (row["conversation_tokens"] + row["followup_tokens"]) / throughput
+        row["floor_s"] = floor
+        print(f"| {row['name']} | {row['conversation_tokens']} + {row['followup_tokens']} | "
+              f"{_fmt(row.get('loop_s'))} | {_fmt(row.get('lm_eval_s'))} | {row['engine_s']:.3f} | "
+              f"{_ratio(row.get('loop_s'), row['engine_s'])} | "
+              f"{_ratio(row.get('lm_eval_s'), row['engine_s'])} | {floor:.3f} | "
+              f"{row['engine_s'] / floor:.2f} |")
+    print()
+    for row in rows:
+        for line in row["agreement"]:
+            print(f"{row['name']}: {line}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "model": loaded.name, "parameters": params, "device": str(loaded.device),
+            "dtype": str(loaded.dtype), "threads": torch.get_num_threads(),
+            "load_start": load_start, "load_end": load_end,
+            "matmul_flops": throughput, "rows": rows,
+        }, indent=2))
+    return 0 if all(row["agree"] for row in rows) else 1
+
+
+def bench_one(name: str, conversation: Conversation, scorer: FLRScorer, followups: Any,
+              texts: list[str], lm: Any, args: argparse.Namespace) -> dict[str, Any]:
+    tokenizer = scorer.loaded.tokenizer
+    requests = render(tokenizer, conversation, texts, mode="base", aggregation="mean",
+                      max_length=scorer.max_length).requests
+    prefix = _common_prefix(requests)
+    followup_tokens = sum(len(r.positions) for r in requests)
+    print(f"\n[{name}] conversation {prefix} tokens (up to the follow-up's first token), "
+          f"{followup_tokens} follow-up tokens, {sum(len(r.ids) for r in requests)} tokens "
+          "in 120 separate sequences")
+    row: dict[str, Any] = {"name": name, "conversation_tokens": prefix,
+                           "followup_tokens": followup_tokens, "agreement": []}
+
+    engine_scores = _flat(scorer.score(conversation, followups), texts)  # warm-up + self-check
+    times = _timed(lambda: scorer.score(conversation, followups), args.repeats, scorer.loaded)
+    row["engine_s"] = statistics.median(times)
+    row["engine_all_s"] = times
+    print(f"  engine: median {row['engine_s']:.3f} s of {[round(t, 3) for t in times]}")
+
+    agree = True
+    tolerance = 1e-4 if scorer.loaded.dtype == torch.float32 else 5e-2
+    if not args.skip_loop:
+        with _attention(scorer.loaded, "sdpa"):
+            reference: list[float] = []
+            times = _timed(lambda: reference.__setitem__(slice(None), scorer.score_reference(requests)),
+                           args.baseline_repeats, scorer.loaded)
+        row["loop_s"] = statistics.median(times)
+        worst = max(abs(a - b) for a, b in zip(engine_scores, reference))
+        ok = worst <= tolerance
+        agree &= ok
+        row["agreement"].append(f"engine vs paper loop: max |difference| of per-token mean "
+                                f"log-likelihoods {worst:.2e} ({'agree' if ok else 'DISAGREE'}, "
+                                f"tolerance {tolerance:g})")
+        print(f"  paper loop: {row['loop_s']:.2f} s")
+    if lm is not None:
+        token_requests = [(("", ""), list(r.ids[:r.positions[0] + 1]), list(r.ids[r.positions[0] + 1:]))
+                          for r in requests]
+        with _attention(scorer.loaded, "sdpa"):
+            results: list[Any] = []
+            times = _timed(lambda: results.__setitem__(slice(None), lm._loglikelihood_tokens(
+                token_requests, disable_tqdm=True)), args.baseline_repeats, scorer.loaded)
+        row["lm_eval_s"] = statistics.median(times)
+        sums = [e * len(r.positions) for e, r in zip(engine_scores, requests)]
+        worst = max(abs(a - b) for a, b in zip(sums, (s for s, _ in results)))
+        ok = worst <= 10 * tolerance
+        agree &= ok
+        row["agreement"].append(f"engine vs lm-eval: max |difference| of summed log-likelihoods "
+                                f"{worst:.2e} ({'agree' if ok else 'DISAGREE'}, tolerance "
+                                f"{10 * tolerance:g})")
+        print(f"  lm-eval: {row['lm_eval_s']:.2f} s")
+    row["agree"] = agree
+    return row
+
+
+def mt_bench_conversation(folder: Path, question_id: int, utterances: int) -> Conversation:
+    """MT-Bench question turns interleaved with GPT-4's reference answers."""
+    questions = _by_id(folder / "question.jsonl")
+    answers = _by_id(folder / "reference_answer_gpt-4.jsonl")
+    turns = questions[question_id]["turns"]
+    replies = answers[question_id]["choices"][0]["turns"]
+    interleaved = [text for pair in zip(turns, replies) for text in pair]
+    return from_utterances(interleaved[:utterances])
+
+
+def lm_eval_model(loaded: LoadedModel, batch_size: int) -> Any:
+    """lm-evaluation-harness's HFLM around the already loaded model (nothing downloaded)."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size,
+                max_length=loaded.max_context, device=str(loaded.device))
+
+
+def random_model(loaded: LoadedModel, config_path: Path, config: ScoringConfig) -> LoadedModel:
+    """A random-weight model of the architecture in `config_path`, with `loaded`'s tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model_config = AutoConfig.from_pretrained(str(config_path))
+    model_config.vocab_size = max(model_config.vocab_size, len(loaded.tokenizer))
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(model_config, dtype=dtype)
+    model.eval()
+    return LoadedModel(model, loaded.tokenizer, device, dtype, f"random:{config_path.name}",
+                       f"random {config_path.name}")
+
+
+def matmul_throughput(loaded: LoadedModel, repeats: int = 10) -> float:
+    """Best FLOP/s of torch.matmul on this model's projection shapes (rows: a typical pass)."""
+    config = loaded.model.config
+    hidden = config.hidden_size
+    inner = getattr(config, "intermediate_size", 4 * hidden)
+    rows = 1024 if loaded.device.type == "cpu" else 8192
+    best = 0.0
+    for k, n in ((hidden, hidden), (hidden, inner), (inner, hidden)):
+        a = torch.randn(rows, k, device=loaded.device, dtype=loaded.dtype)
+        b = torch.randn(k, n, device=loaded.device, dtype=loaded.dtype)
+        for _ in range(3):
+            torch.matmul(a, b)
+        for _ in range(repeats):
+            _sync(loaded)
+            start = time.perf_counter()
+            torch.matmul(a, b)
+            _sync(loaded)
+            best = max(best, 2 * rows * k * n / (time.perf_counter() - start))
+    return best
+
+
+class _attention:
+    """Run the baselines on the model's standard attention (sdpa), then switch back."""
+
+    def __init__(self, loaded: LoadedModel, name: str) -> None:
+        self.model = loaded.model
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.previous = self.model.config._attn_implementation
+        self.model.set_attn_implementation(self.name)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.model.set_attn_implementation(self.previous)
+
+
+def _timed(fn: Callable[[], Any], repeats: int, loaded: LoadedModel) -> list[float]:
+    times = []
+    for _ in range(max(1, repeats)):
+        _sync(loaded)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            fn()
+        _sync(loaded)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _sync(loaded: LoadedModel) -> None:
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize(loaded.device)
+
+
+def _flat(result: Any, texts: list[str]) -> list[float]:
+    values: dict[str, float] = {}
+    for category in result.categories:
+        values.update(zip(category.positive_texts, category.positive))
+        values.update(zip(category.negative_texts, category.negative))
+    return [values[t] for t in texts]
+
+
+def _common_prefix(requests: Sequence[Request]) -> int:
+    return min(r.positions[0] + 1 for r in requests)
+
+
+def _by_id(path: Path) -> dict[int, Any]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {row["question_id"]: row for row in rows}
+
+
+def _load(values: tuple[float, float, float]) -> str:
+    return " ".join(f"{v:.2f}" for v in values) + f" (1, 5, 15 min; {os.cpu_count()} CPUs)"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _ratio(base: float | None, engine: float) -> str:
+    return "-" if base is None else f"{base / engine:.1f}x"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
