@@ -6,9 +6,11 @@ files: JSON (a list), JSONL (one record per line) and CSV (one record per row). 
 - a string: one user turn;
 - an object with `prompt`, `question` or `instruction` (alpaca style: `input` is appended on a
   new line, `history` holds earlier `[user, assistant]` pairs, `system` a system prompt);
-- an object with `turns` (MT-Bench questions): the first turn is the prompt;
-- an object with `conversation` / `messages`, or a bare list: utterances (user first) or
-  OpenAI / ShareGPT messages, ending with the user turn the policy must answer.
+- an object with `turns` (MT-Bench and Arena-Hard questions: strings or `{"content"}`
+  objects): the first turn is the prompt;
+- an object with `conversation` / `messages` / `conversations` (ShareGPT), or a bare list:
+  utterances (user first) or OpenAI / ShareGPT messages, ending with the user turn the policy
+  must answer.
 
 Shortcut taken on purpose: MT-Bench's later turns are dropped, because they refer to the
 model's own first answer and mining scores one reply at a time. An `id` or `question_id`
@@ -28,6 +30,7 @@ from core.conversation import ASSISTANT, SYSTEM, USER, Conversation
 from core.errors import InputError
 
 _TEXT_FIELDS = ("prompt", "question", "instruction")
+_CONVERSATION_FIELDS = ("conversation", "messages", "conversations")  # the last: ShareGPT
 _ROLE_ALIASES = {"user": USER, "human": USER, "prompter": USER, "assistant": ASSISTANT,
                  "gpt": ASSISTANT, "bot": ASSISTANT, "model": ASSISTANT, "system": SYSTEM}
 
@@ -135,7 +138,7 @@ def prompt_from_record(value: Any, where: str, default_id: str = "0") -> MiningP
     system = value.get("system") or None
     if system is not None and not isinstance(system, str):
         raise PromptFileError(f"{where}: field 'system' must be a string")
-    for key in ("conversation", "messages"):
+    for key in _CONVERSATION_FIELDS:
         if key in value:
             turns, inner_system = _turns_from_list(_maybe_json(value[key]), f"{where}, field '{key}'")
             return MiningPrompt(pid, turns, inner_system or system)
@@ -143,7 +146,10 @@ def prompt_from_record(value: Any, where: str, default_id: str = "0") -> MiningP
         turns = _maybe_json(value["turns"])
         if not isinstance(turns, list) or not turns:
             raise PromptFileError(f"{where}: field 'turns' must be a non-empty list of user turns")
-        return MiningPrompt(pid, (_nonempty(turns[0], f"{where}, field 'turns'[0]"),), system)
+        first = turns[0]
+        if isinstance(first, dict) and "content" in first:  # Arena-Hard: [{"content": ...}]
+            first = first["content"]
+        return MiningPrompt(pid, (_nonempty(first, f"{where}, field 'turns'[0]"),), system)
     for key in _TEXT_FIELDS:
         if key in value and value[key] not in (None, ""):
             text = _nonempty(value[key], f"{where}, field '{key}'")
@@ -157,7 +163,7 @@ def prompt_from_record(value: Any, where: str, default_id: str = "0") -> MiningP
         raise PromptFileError(f"{where}, field '{present[0]}': the prompt is empty")
     raise PromptFileError(
         f"{where}: no prompt found; expected a field named one of "
-        f"{', '.join(_TEXT_FIELDS + ('turns', 'conversation', 'messages'))}"
+        f"{', '.join(_TEXT_FIELDS + ('turns',) + _CONVERSATION_FIELDS)}"
     )
 
 
@@ -217,7 +223,7 @@ def _jsonl_records(text: str, where: str) -> list[tuple[str, Any]]:
 def _csv_records(text: str, where: str) -> list[tuple[str, Any]]:
     reader = csv.DictReader(io.StringIO(text))
     fields = reader.fieldnames or []
-    known = _TEXT_FIELDS + ("turns", "conversation", "messages")
+    known = _TEXT_FIELDS + ("turns",) + _CONVERSATION_FIELDS
     if not any(f in known for f in fields):
         raise PromptFileError(
             f"{where}: the CSV header ({', '.join(fields) or 'empty'}) has no prompt column; "

@@ -81,14 +81,17 @@ def test_prompt_records_of_every_shape(tmp_path: Path) -> None:
         {"conversation": ["u1", "a1", "u2"]},
         {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "m1"}]},
         [{"from": "human", "value": "sharegpt"}, {"from": "gpt", "value": "r"}, {"from": "human", "value": "q2"}],
+        {"conversations": [{"from": "human", "value": "sharegpt record"}], "system": "Sys"},
     ]
     path = tmp_path / "prompts.json"
     path.write_text(json.dumps(records))
     prompts = load_prompts(path)
     assert [p.turns for p in prompts] == [
         ("Plain string prompt",), ("With prompt field",), ("First MT-Bench turn",),
-        ("Hi", "Hello", "Translate\nbonjour"), ("u1", "a1", "u2"), ("m1",), ("sharegpt", "r", "q2")]
-    assert [p.id for p in prompts] == ["0", "p1", "81", "3", "4", "5", "6"]
+        ("Hi", "Hello", "Translate\nbonjour"), ("u1", "a1", "u2"), ("m1",), ("sharegpt", "r", "q2"),
+        ("sharegpt record",)]
+    assert [p.id for p in prompts] == ["0", "p1", "81", "3", "4", "5", "6", "7"]
+    assert prompts[7].system == "Sys"
     assert prompts[3].system == "You translate." and prompts[5].system == "S"
     assert prompts[3].history == [("Hi", "Hello")] and prompts[3].text == "Translate\nbonjour"
 
@@ -120,6 +123,14 @@ def test_prompt_file_errors_name_the_place(text: str, fmt: str, message: str) ->
         parse_prompts(text, "prompts.x", fmt)
     assert isinstance(err.value, InputError)
     assert message in str(err.value) and "prompts.x" in str(err.value)
+
+
+def test_shared_benchmark_question_files_load(shared_data: Path) -> None:
+    mt_bench = load_prompts(shared_data / "mt_bench_questions" / "question.jsonl")
+    assert len(mt_bench) == 80 and mt_bench[0].id == "81" and mt_bench[0].text.startswith("Compose an engaging")
+    arena = load_prompts(shared_data / "arena_hard_v0.1" / "question.jsonl")
+    assert len(arena) == 500 and arena[0].text == "Use ABC notation to write a melody in the style of a folk tune."
+    assert arena[0].id == "328c149ed45a41c0b9d6f14659e63599"
 
 
 def test_missing_prompt_file(tmp_path: Path) -> None:
