@@ -66,6 +66,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="DPO: keep a prompt only if best minus worst FLR is at least X (default 0)")
     parser.add_argument("--kto-threshold", type=float, default=None, metavar="X",
                         help="KTO: desirable iff FLR >= X (default: above the prompt's median FLR)")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="leave replies cut at --max-new-tokens out of the DPO / KTO / SFT data")
     parser.add_argument("--followups", default=None, metavar="SET.json",
                         help="follow-up set (default: the bundled six-category set)")
     parser.add_argument("--categories", default=None, metavar="A,B",
@@ -120,7 +122,8 @@ def _mine(args: argparse.Namespace) -> int:
     mining = MiningConfig(samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens,
                           temperature=args.temperature, top_p=args.top_p,
                           batch_size=args.generation_batch_size)
-    export = ExportConfig(min_margin=args.min_margin, kto_threshold=args.kto_threshold, prefix=args.prefix)
+    export = ExportConfig(min_margin=args.min_margin, kto_threshold=args.kto_threshold, prefix=args.prefix,
+                          finished_only=args.finished_only)
     scoring = ScoringConfig.from_env(model=args.scorer, device=args.device, dtype=args.dtype, mode=args.mode,
                                      aggregation=args.aggregation, batch_size=args.batch_size,
                                      max_length=args.max_length, trust_remote_code=args.trust_remote_code)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -48,6 +48,7 @@ class ExportConfig:
     kto_threshold: float | None = None  # KTO: desirable iff FLR >= this; None = per-prompt median
     prefix: str = "flr"  # file stem and dataset-name prefix
     flavours: tuple[str, ...] = FLAVOURS  # which LLaMA-Factory formattings to write
+    finished_only: bool = False  # leave replies cut at max new tokens out of DPO / KTO / SFT
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.min_margin) or self.min_margin < 0:
@@ -101,6 +102,8 @@ class ExportResult:
 
 
 def select(results: Sequence[PromptSamples], config: ExportConfig) -> Selection:
+    if config.finished_only:
+        results = [replace(r, samples=tuple(s for s in r.samples if s.finished)) for r in results]
     pairs, dropped = preference_pairs(results, config.min_margin)
     kto, at_median = kto_examples(results, config.kto_threshold)
     return Selection(pairs, kto, sft_examples(results), dropped, at_median)
@@ -341,6 +344,7 @@ def summarize(results: Sequence[PromptSamples], selection: Selection,
         "scored_samples": len(scored),
         "empty_replies": sum(1 for s in samples if s.flr is None),
         "unfinished_replies": sum(1 for s in samples if not s.finished),
+        "unfinished_left_out": config.finished_only,
         "reward": _stats(s.flr for s in scored),
         "category_reward_means": {name: statistics.fmean(v) for name, v in categories.items()},
         "dpo": {
@@ -371,7 +375,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
     lines = [f"prompts {summary['prompts']}   samples {summary['samples']}   scored "
              f"{summary['scored_samples']}   empty {summary['empty_replies']}   cut at max tokens "
-             f"{summary['unfinished_replies']}", ""]
+             f"{summary['unfinished_replies']}"
+             + (" (left out of the datasets)" if summary.get("unfinished_left_out") else ""), ""]
     header = f"{'':<14}{'count':>7}{'mean':>10}{'std':>10}{'min':>10}{'median':>10}{'max':>10}"
     lines.append(header)
     for label, stats in (("FLR", summary["reward"]), ("DPO margin", summary["dpo"]["margin"])):

@@ -66,6 +66,18 @@ def test_mine_writes_datasets_and_resumes(tmp_path: Path, fakes: dict, capsys: p
     assert json.loads((out / "flr_summary.json").read_text())["dpo"] == summary["dpo"]
 
 
+def test_finished_only_flag(tmp_path: Path, fakes: dict) -> None:
+    prompts = tmp_path / "p.json"
+    prompts.write_text('["One?", "Two?"]')
+    args = parse("--prompts", str(prompts), "--output-dir", str(tmp_path / "o"), "--samples", "4",
+                 "--finished-only", "--no-progress")
+    assert args.func(args) == 0
+    kto = json.loads((tmp_path / "o" / "flr_kto_sharegpt.json").read_text())
+    # ScriptedPolicy: odd-numbered samples are cut at max tokens, so only samples 0 and 2 remain.
+    assert len(kto) == 4 and {r["conversations"][1]["value"][:7] for r in kto} == {"reply 0", "reply 2"}
+    assert json.loads((tmp_path / "o" / "flr_summary.json").read_text())["unfinished_left_out"] is True
+
+
 def test_feedback_triples_mode(tmp_path: Path, fakes: dict, capsys: pytest.CaptureFixture) -> None:
     triples = tmp_path / "t.json"
     triples.write_text(json.dumps([{"question": "Q?", "answer": "A.", "feedback": "Good."}]))

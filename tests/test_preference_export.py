@@ -59,6 +59,18 @@ def test_kto_by_median_and_by_threshold() -> None:
                                                                                   (3, 0), (4, 2)}
 
 
+def test_finished_only_leaves_cut_replies_out() -> None:
+    from dataclasses import replace
+
+    from core.preference_export import select
+
+    cut = [replace(r, samples=tuple(replace(s, finished=s.index != 1) for s in r.samples)) for r in RESULTS]
+    selection = select(cut, ExportConfig(finished_only=True))
+    assert [(p.prompt_index, p.chosen.index, p.rejected.index) for p in selection.pairs] == [(0, 3, 0), (4, 2, 0)]
+    assert all(e.sample.finished for e in selection.kto) and all(s.finished for _, _, s in selection.sft)
+    assert select(cut, ExportConfig()).pairs[0].chosen.index == 1  # off by default
+
+
 def test_sft_takes_the_best_scored_sample() -> None:
     assert [(i, s.index) for i, _, s in sft_examples(RESULTS)] == [(0, 1), (1, 0), (2, 0), (3, 0), (4, 2)]
 
