@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
@@ -37,28 +38,37 @@ _MAX_SCORE_ELEMENTS = 1 << 26  # cap on prefix-score elements per chunk (bounds 
 
 @dataclass(frozen=True)
 class PrefixKV:
-    """Keys and values of one shared prefix, per layer: [kv_heads, prefix_len, head_dim]."""
+    """Keys and values of one shared prefix, per layer: [kv_heads, prefix_len, head_dim].
 
-    keys: tuple[torch.Tensor, ...]
-    values: tuple[torch.Tensor, ...]
+    A prefix computed inside a packed pass (`PackedBatch.fresh`) starts with empty slots that
+    the attention function fills layer by layer; later passes read them.
+    """
 
-    @property
-    def length(self) -> int:
-        return self.keys[0].shape[1]
+    keys: list[torch.Tensor | None]
+    values: list[torch.Tensor | None]
+
+    @classmethod
+    def empty(cls, layers: int) -> "PrefixKV":
+        return cls([None] * layers, [None] * layers)
 
 
 @dataclass(frozen=True)
 class PackedBatch:
     """What a suffix pass attends to besides its own tokens.
 
-    `prefixes[c]` is a conversation's prefix; `row_prefix` lists, for consecutive row ranges,
-    (prefix index, first row, end row). `own_mask` [rows, width, width] is 0 where a token may
-    see another token of its row (causal, same follow-up) and -inf elsewhere.
+    `prefixes[c]` is a conversation's prefix; `row_prefix` lists, for consecutive ranges of
+    suffix rows, (prefix index, first row, end row). `own_mask` [rows, width, width] is 0 where
+    a token may see another token of its row (causal, same follow-up) and -inf elsewhere.
+    `fresh` lists prefixes computed in this pass: (prefix index, first row, rows, length), their
+    tokens laid out back to back over those rows; they attend causally among themselves and
+    their keys/values are stored into `prefixes[index]` for the suffix rows (of this pass and
+    later ones).
     """
 
     prefixes: tuple[PrefixKV, ...]
     row_prefix: tuple[tuple[int, int, int], ...]
     own_mask: torch.Tensor
+    fresh: tuple[tuple[int, int, int, int], ...] = ()
 
     @staticmethod
     def mask_from_segments(segments: torch.Tensor) -> torch.Tensor:
@@ -83,37 +93,51 @@ def prefix_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     One softmax per query over [prefix scores | own scores] (concatenated), so no merging step:
     the prefix keys are shared by all rows of a conversation and read once per chunk.
     """
-    batch: PackedBatch | PrefixKV | None = kwargs.pop("flr_prefix", None)
+    batch: PackedBatch | None = kwargs.pop("flr_prefix", None)
     if batch is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
     rows, heads, width, dim = query.shape
-    if isinstance(batch, PrefixKV):  # one prefix, one follow-up per row
-        segments = torch.zeros(rows, width, dtype=torch.long, device=query.device)
-        batch = PackedBatch((batch,), ((0, 0, rows),), PackedBatch.mask_from_segments(segments))
     kv_heads = key.shape[1]
     group = heads // kv_heads
     scale = scaling if scaling is not None else 1.0 / math.sqrt(dim)
     layer = module.layer_idx
+    out = torch.empty(rows, width, heads, dim, dtype=query.dtype, device=query.device)
 
-    # Rows of the score matrices: (row, query head of the group, position), per kv head.
-    q = torch.empty(kv_heads, rows, group, width, dim, dtype=query.dtype, device=query.device)
-    q.copy_(query.view(rows, kv_heads, group, width, dim).transpose(0, 1)).mul_(scale)
-    q = q.view(kv_heads, rows, group * width, dim)
-    k = key.transpose(0, 1)  # [Hkv, R, W, D] views
-    v = value.transpose(0, 1)
-    out = torch.empty_like(q)
-    for index, start, end in batch.row_prefix:
-        prefix = batch.prefixes[index]
-        pk, pv = prefix.keys[layer], prefix.values[layer]
-        step = max(1, _MAX_SCORE_ELEMENTS // (kv_heads * group * width * (pk.shape[1] + width)))
-        for a in range(start, end, step):
-            b = min(end, a + step)
-            out[:, a:b] = _attend(q[:, a:b], pk, pv, k[:, a:b], v[:, a:b],
-                                  batch.own_mask[a:b], group)
-    # [Hkv, R, group*W, D] -> [R, W, H, D]
-    out = out.view(kv_heads, rows, group, width, dim).permute(1, 3, 0, 2, 4)
-    return out.reshape(rows, width, heads, dim), None
+    for index, first, count, length in batch.fresh:
+        # Prefix tokens back to back over rows first..first+count: causal attention (SDPA).
+        end = first + count
+        flat_k = key[first:end].transpose(0, 1).reshape(kv_heads, count * width, dim)[:, :length]
+        flat_v = value[first:end].transpose(0, 1).reshape(kv_heads, count * width, dim)[:, :length]
+        flat_q = query[first:end].transpose(0, 1).reshape(heads, count * width, dim)[:, :length]
+        batch.prefixes[index].keys[layer] = flat_k.contiguous()
+        batch.prefixes[index].values[layer] = flat_v.contiguous()
+        attended = F.scaled_dot_product_attention(
+            flat_q.unsqueeze(0), flat_k.unsqueeze(0), flat_v.unsqueeze(0), is_causal=True,
+            scale=scale, enable_gqa=group > 1)
+        target = out[first:end].view(count * width, heads, dim)
+        target[:length] = attended[0].transpose(0, 1)
+        target[length:] = 0  # pad slots after the prefix: never read, kept finite
+
+    if batch.row_prefix:
+        # Rows of the score matrices: (row, query head of the group, position), per kv head.
+        q = torch.empty(kv_heads, rows, group, width, dim, dtype=query.dtype, device=query.device)
+        torch.mul(query.view(rows, kv_heads, group, width, dim).transpose(0, 1), scale, out=q)
+        q = q.view(kv_heads, rows, group * width, dim)
+        k = key.transpose(0, 1)  # [Hkv, R, W, D] views
+        v = value.transpose(0, 1)
+        for index, start, end in batch.row_prefix:
+            prefix = batch.prefixes[index]
+            pk, pv = prefix.keys[layer], prefix.values[layer]
+            assert pk is not None and pv is not None, "suffix rows before their prefix"
+            step = max(1, _MAX_SCORE_ELEMENTS // (kv_heads * group * width * (pk.shape[1] + width)))
+            for a in range(start, end, step):
+                b = min(end, a + step)
+                part = _attend(q[:, a:b], pk, pv, k[:, a:b], v[:, a:b], batch.own_mask[a:b], group)
+                # [Hkv, r, group*W, D] -> [r, W, H, D]
+                out[a:b].view(b - a, width, kv_heads, group, dim).copy_(
+                    part.view(kv_heads, b - a, group, width, dim).permute(1, 3, 0, 2, 4))
+    return out, None
 
 
 def _attend(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, k: torch.Tensor,

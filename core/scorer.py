@@ -33,7 +33,7 @@ from core.conversation import Conversation
 from core.errors import ConversationError
 from core.followups import FollowupSet
 from core.models import LoadedModel, load_model
-from core.packing import Pass, Segment, pack_rows, plan_passes, row_width
+from core.packing import Pass, PrefixBlock, Segment, in_order, pack_rows, plan_passes, row_width
 from core.rendering import RenderedConversation, Request, render
 from core.results import CategoryScore, ConversationScore
 
@@ -195,21 +195,11 @@ class FLRScorer:
 
     @torch.inference_mode()
     def _score_packed(self, groups: Sequence[Sequence[Request]]) -> list[list[float]]:
-        """Scores of the requests of several conversations (one prefix each): each prefix runs
-        once, then all suffixes go through packed passes that attend to their own prefix."""
-        groups = [g for g in groups]
+        """Scores of the requests of several conversations (one prefix each) in packed passes:
+        each prefix is computed once, in the pass that holds its first suffix rows, and every
+        suffix row attends to its own conversation's prefix."""
         values: list[list[float]] = [[0.0] * len(g) for g in groups]
         prefix_lens = [_shared_prefix_length(g) if g else 0 for g in groups]
-        prefixes: list[attention.PrefixKV] = []
-        last_hidden: list[torch.Tensor] = []
-        for g, length in zip(groups, prefix_lens):
-            if g:
-                kv, hidden = self._run_prefix(g[0].ids[:length])
-            else:
-                kv, hidden = attention.PrefixKV((), ()), torch.empty(0)
-            prefixes.append(kv)
-            last_hidden.append(hidden)
-
         segments: list[Segment] = []
         prefix_only: list[tuple[int, int]] = []
         for c, (g, length) in enumerate(zip(groups, prefix_lens)):
@@ -217,78 +207,82 @@ class FLRScorer:
                 size = request.needed_length - length
                 if size:
                     segments.append(Segment(c, i, size))
-                else:
+                else:  # read only at the prefix's last position (paper aggregation)
                     prefix_only.append((c, i))
-        if prefix_only:  # follow-ups read only at the prefix's last position (paper aggregation)
-            reads = [(groups[c][i], [last_hidden[c]] * len(groups[c][i].positions))
-                     for c, i in prefix_only]
-            for (c, i), v in zip(prefix_only, self._read_scores(reads)):
-                values[c][i] = v
-        if not segments:
-            return values
-        width = row_width(segments)
-        rows = pack_rows(segments, width)
+        width = row_width(segments, [length for length in prefix_lens if length])
+        blocks = [PrefixBlock(c, length) for c, length in enumerate(prefix_lens) if length]
+        units = in_order(blocks, pack_rows(segments, width))
+        layers = self.loaded.model.config.num_hidden_layers
+        prefixes = {c: attention.PrefixKV.empty(layers) for c in range(len(groups))}
+        last_hidden: dict[int, torch.Tensor] = {}
         budget = self._token_budget()
-        while rows:
-            step = plan_passes(rows, width, budget)[0]
+        while units:
+            step = plan_passes(units, width, budget)[0]
             try:
                 self._run_pass(step, groups, prefix_lens, prefixes, last_hidden, values)
             except torch.OutOfMemoryError:
-                if budget <= width:
+                if len(step.units) == 1:
                     raise
                 budget = max(width, budget // 2)
                 self._oom_budget = budget
-                log.warning("out of memory in a suffix pass; retrying with %d tokens per pass", budget)
+                log.warning("out of memory in a packed pass; retrying with %d tokens per pass", budget)
                 _empty_cache(self.loaded.device)
                 continue
-            rows = rows[len(step.rows):]
+            units = units[len(step.units):]
+        if prefix_only:
+            reads = [(groups[c][i], last_hidden[c].expand(len(groups[c][i].positions), -1))
+                     for c, i in prefix_only]
+            for (c, i), v in zip(prefix_only, self._read_scores(reads)):
+                values[c][i] = v
         return values
 
-    def _run_prefix(self, ids: Sequence[int]) -> tuple[attention.PrefixKV, torch.Tensor]:
-        """Keys/values of a prefix (one copy, per layer) and its last position's hidden state."""
-        decoder = self.loaded.model.get_decoder()
-        context = torch.tensor([list(ids)], device=self.loaded.device)
-        out = decoder(input_ids=context, use_cache=True)
-        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-        prefix = attention.PrefixKV(
-            keys=tuple(layer.keys[0] for layer in cache.layers),
-            values=tuple(layer.values[0] for layer in cache.layers),
-        )
-        return prefix, out.last_hidden_state[0, -1]
-
     def _run_pass(self, step: Pass, groups: Sequence[Sequence[Request]], prefix_lens: list[int],
-                  prefixes: list[attention.PrefixKV], last_hidden: list[torch.Tensor],
+                  prefixes: dict[int, attention.PrefixKV], last_hidden: dict[int, torch.Tensor],
                   values: list[list[float]]) -> None:
-        """One packed forward pass of suffixes; writes the scores of its requests."""
+        """One packed forward pass: prefix blocks, then suffix rows; writes the scores of the
+        requests whose suffixes it holds and the last hidden state of the prefixes it computes."""
         device = self.loaded.device
         width = step.width
-        n_rows = len(step.rows)
+        n_rows = step.prefix_rows + len(step.rows)
         ids = torch.full((n_rows, width), _pad_id(self.loaded.tokenizer), dtype=torch.long)
         positions = torch.zeros((n_rows, width), dtype=torch.long)
         seg_ids = torch.full((n_rows, width), -1, dtype=torch.long)  # pads: one segment
+        fresh: list[tuple[int, int, int, int]] = []  # (group, first row, rows, length)
+        row = 0
+        for block in step.prefixes:
+            count = block.rows(width)
+            request = groups[block.group][0]
+            ids[row:row + count].view(-1)[:block.length] = torch.tensor(request.ids[:block.length])
+            positions[row:row + count].view(-1)[:block.length] = torch.arange(block.length)
+            fresh.append((block.group, row, count, block.length))
+            row += count
         placed: list[tuple[int, int, int]] = []  # (group, request, flat index of its first token)
-        for r, row in enumerate(step.rows):
-            length = prefix_lens[row.group]
+        for r, suffix_row in enumerate(step.rows, start=row):
+            length = prefix_lens[suffix_row.group]
             positions[r] = length
-            for s, (segment, offset) in enumerate(row.segments):
-                request = groups[row.group][segment.key]
+            for s, (segment, offset) in enumerate(suffix_row.segments):
+                request = groups[suffix_row.group][segment.key]
                 end = offset + segment.length
                 ids[r, offset:end] = torch.tensor(request.ids[length:request.needed_length])
                 positions[r, offset:end] = torch.arange(length, length + segment.length)
                 seg_ids[r, offset:end] = s
-                placed.append((row.group, segment.key, r * width + offset))
-        ranges = step.row_ranges
-        used = sorted({g for g, _, _ in ranges})
+                placed.append((suffix_row.group, segment.key, r * width + offset))
+        used = sorted({g for g, _, _ in step.row_ranges} | {g for g, _, _, _ in fresh})
         local = {g: k for k, g in enumerate(used)}
         batch = attention.PackedBatch(
             prefixes=tuple(prefixes[g] for g in used),
-            row_prefix=tuple((local[g], a, b) for g, a, b in ranges),
+            row_prefix=tuple((local[g], a, b) for g, a, b in step.row_ranges),
             own_mask=attention.PackedBatch.mask_from_segments(seg_ids.to(device)),
+            fresh=tuple((local[g], first, count, length) for g, first, count, length in fresh),
         )
         hidden = self.loaded.model.get_decoder()(
             input_ids=ids.to(device), position_ids=positions.to(device), use_cache=False,
             flr_prefix=batch,
         ).last_hidden_state.reshape(n_rows * width, -1)
+        for g, first, _, length in fresh:
+            last_hidden[g] = hidden[first * width + length - 1].clone()
+        if not placed:
+            return
 
         # Hidden rows read by each request: the prefix's last position, then suffix tokens.
         extra = torch.stack([last_hidden[g] for g in used])
@@ -315,7 +309,7 @@ class FLRScorer:
         """
         paper = self.config.aggregation == "paper"
         device = self.loaded.device
-        hidden = torch.cat([torch.stack(list(h)) if isinstance(h, list) else h for _, h in reads])
+        hidden = torch.cat([h for _, h in reads])
         row_of, target_of, owner_of = [], [], []
         divisor = []
         row = 0
