@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from core.errors import ConversationError
+from core.errors import ConversationError, InputError
 
 USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
 
@@ -99,27 +99,40 @@ def from_utterances(items: Sequence[Any], where: str = "conversation") -> Conver
 
 def from_messages(messages: Sequence[Any], where: str = "conversation") -> Conversation:
     """OpenAI-style `[{"role", "content"}]` (also ShareGPT `{"from", "value"}`)."""
+    turns, system = parse_turns(messages, where)
+    return _judged(turns, system, where)
+
+
+def parse_turns(messages: Sequence[Any], where: str = "conversation",
+                error: type[InputError] = ConversationError) -> tuple[list[tuple[str, str]], str | None]:
+    """(role, text) turns of OpenAI / ShareGPT messages, and the system message or None.
+
+    Checks what every message list must satisfy: each message an object with a known role
+    (aliases such as `human` / `gpt` accepted) and string content, a system message only first,
+    user and assistant alternating from the user. Which role must come last is the caller's
+    check (the assistant's reply for judging, the user's turn for a policy to answer); `error`
+    is the `InputError` subclass to raise.
+    """
     system: str | None = None
     turns: list[tuple[str, str]] = []
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            raise ConversationError(f"{where}: message {i} must be an object; got {type(msg).__name__}")
+            raise error(f"{where}: message {i} must be an object; got {type(msg).__name__}")
         raw_role = msg.get("role", msg.get("from"))
         content = msg.get("content", msg.get("value"))
         role = _ROLE_ALIASES.get(str(raw_role).lower()) if raw_role is not None else None
         if role is None:
-            raise ConversationError(
-                f"{where}: message {i} has role {raw_role!r}; expected user, assistant or system"
-            )
+            raise error(f"{where}: message {i} has role {raw_role!r}; expected user, assistant or system")
         if not isinstance(content, str):
-            raise ConversationError(f"{where}: message {i} needs a string 'content'")
+            raise error(f"{where}: message {i} needs a string 'content'")
         if role == SYSTEM:
             if turns or system is not None:
-                raise ConversationError(f"{where}: message {i}: a system message may only come first")
+                raise error(f"{where}: message {i}: a system message may only come first")
             system = content
             continue
         turns.append((role, content))
-    return _from_turns(turns, system, where)
+    _check_alternation(turns, where, error)
+    return turns, system
 
 
 def from_text(text: str, where: str = "pasted text") -> Conversation:
@@ -155,7 +168,8 @@ def from_text(text: str, where: str = "pasted text") -> Conversation:
             f"{where}: no turns found; start each turn with 'User:' (or 'Human:') and 'Assistant:'"
         )
     system, turns = _close_turn(role, current, system, turns)
-    return _from_turns(turns, system, where)
+    _check_alternation(turns, where, ConversationError)
+    return _judged(turns, system, where)
 
 
 def parse_conversation(value: Any, where: str = "conversation") -> Conversation:
@@ -198,16 +212,20 @@ def _close_turn(role: str, lines: list[str] | None, system: str | None,
     return system, turns + [(role, content)]
 
 
-def _from_turns(turns: list[tuple[str, str]], system: str | None, where: str) -> Conversation:
-    if not turns:
-        raise ConversationError(f"{where}: no user or assistant turns")
+def _check_alternation(turns: list[tuple[str, str]], where: str, error: type[InputError]) -> None:
     for i, (role, _) in enumerate(turns):
         expected = USER if i % 2 == 0 else ASSISTANT
         if role != expected:
-            raise ConversationError(
+            raise error(
                 f"{where}: turn {i + 1} is from the {role} but the {expected} was expected; "
                 "turns must alternate, user first"
             )
+
+
+def _judged(turns: list[tuple[str, str]], system: str | None, where: str) -> Conversation:
+    """Alternating turns as the conversation to judge: they must end with the assistant."""
+    if not turns:
+        raise ConversationError(f"{where}: no user or assistant turns")
     if turns[-1][0] != ASSISTANT:
         raise ConversationError(
             f"{where}: expected a conversation ending with the assistant's reply; got "
