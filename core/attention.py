@@ -13,7 +13,9 @@ row attends to). The prefix part is one matrix multiply per key/value head for a
 conversation's rows at once (every query head of a group and every token are stacked as rows),
 so the prefix keys are read once per layer and never copied per follow-up. Each query gets one
 softmax over its prefix scores and its own-row scores side by side, which is the same as the
-log-sum-exp merge of two softmaxes, in fewer operations.
+log-sum-exp merge of two softmaxes, in fewer operations. On CPU the prefix part goes through
+PyTorch's fused flash-attention kernel instead, which returns the log-sum-exp that the merge
+with the own part needs and never holds the prefix score matrix in memory.
 
 Registered under `PREFIX_ATTENTION`; when a forward pass carries no `flr_prefix` keyword it
 delegates to `sdpa`, so a model switched to it behaves as before for every other use (the
@@ -144,6 +146,8 @@ def _attend(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, k: torch.Tensor
             v: torch.Tensor, own_mask: torch.Tensor, group: int) -> torch.Tensor:
     """Softmax attention of pre-scaled queries q [Hkv, r, group*W, D] of r rows to their prefix
     (pk/pv [Hkv, P, D]) and to their own row's keys (k/v [Hkv, r, W, D], masked)."""
+    if _flash_with_lse(q):
+        return _attend_flash(q, pk, pv, k, v, own_mask, group)
     kv_heads, rows, length, dim = q.shape
     width = k.shape[2]
     prefix_len = pk.shape[1]
@@ -159,6 +163,34 @@ def _attend(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, k: torch.Tensor
     own = torch.matmul(probs[..., prefix_len:].reshape(kv_heads, rows, length, width), v)
     out.view(kv_heads, rows, length, dim).add_(own)
     return out.div_(total.to(out.dtype)).view(kv_heads, rows, length, dim)
+
+
+def _flash_with_lse(q: torch.Tensor) -> bool:
+    """Whether PyTorch's fused CPU flash attention (which also returns the log-sum-exp) can
+    take the prefix part: CPU tensors and a PyTorch that has the kernel."""
+    return q.device.type == "cpu" and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+
+
+def _attend_flash(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, k: torch.Tensor,
+                  v: torch.Tensor, own_mask: torch.Tensor, group: int) -> torch.Tensor:
+    """`_attend` with the prefix part in the fused CPU flash kernel (no score matrix in memory)
+    and the small own part by hand, merged with their log-sum-exps."""
+    kv_heads, rows, length, dim = q.shape
+    width = k.shape[2]
+    flat = q.reshape(1, kv_heads, rows * length, dim)
+    out_p, lse_p = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        flat, pk.unsqueeze(0), pv.unsqueeze(0), 0.0, False, attn_mask=None, scale=1.0)
+    out_p = out_p[0].view(kv_heads, rows, length, dim).float()
+    lse_p = lse_p[0].view(kv_heads, rows, length, 1)
+    scores = torch.matmul(q, k.transpose(-1, -2)).float()  # [Hkv, r, gW, W]
+    scores.view(kv_heads, rows, group, width, width).add_(own_mask.unsqueeze(1))
+    top = scores.amax(dim=-1, keepdim=True)  # finite: a token sees itself
+    scores.sub_(top).exp_()
+    lse_o = scores.sum(dim=-1, keepdim=True).log_().add_(top)
+    out_o = torch.matmul(scores.to(v.dtype), v).float()  # unnormalised: times exp(top)
+    lse = torch.logaddexp(lse_p, lse_o)
+    out = out_p.mul_(torch.exp(lse_p - lse)).add_(out_o.mul_(torch.exp(top - lse)))
+    return out.to(q.dtype)
 
 
 def register() -> None:

@@ -43,7 +43,7 @@ ProgressCallback = Callable[[int, int], None]  # (done, total)
 _SELF_CHECK_TOLERANCE = 1e-3  # float32 fast path agrees to ~1e-6; bf16 needs the slack
 TOKENS_PER_SEQUENCE = 64  # a batch of N follow-ups = N x this many suffix tokens per pass
 _PREFIX_BUDGET_FACTOR = 4  # conversations whose prefixes are held at once: this x the pass budget
-_MAX_LOGIT_ELEMENTS = 1 << 24  # logits computed at once (rows x vocabulary), bounds memory
+_MAX_LOGIT_ELEMENTS = 1 << 24  # logits computed at once (rows x vocabulary; 64 MB in float32)
 _CUDA_MEMORY_FRACTION = 0.5  # share of free GPU memory a suffix pass may plan to use
 
 
@@ -331,8 +331,10 @@ class FLRScorer:
             mask = (rows_t >= start) & (rows_t < start + chunk)
             local = rows_t[mask] - start
             got = logits[local, targets_t[mask]]
-            if not paper:
-                got = got - torch.logsumexp(logits, dim=-1)[local]
+            if not paper:  # log-sum-exp in place: the logits are not needed afterwards
+                top = logits.amax(dim=-1, keepdim=True)
+                lse = logits.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
+                got = got - lse[local]
             picked[mask] = got
         totals = torch.zeros(len(reads), dtype=torch.float64, device=device)
         totals.index_add_(0, torch.tensor(owner_of, device=device), picked.double())

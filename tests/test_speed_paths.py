@@ -188,3 +188,22 @@ def test_fallback_scorer_scores_every_conversation(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(scorer, "_checked", True)
     for conversation, result in zip(CONVERSATIONS, scorer.score_many(CONVERSATIONS, FOLLOWUPS)):
         assert flat(result) == pytest.approx(reference_scores(scorer, conversation), abs=1e-4)
+
+
+@pytest.mark.parametrize("flash", [True, False])
+def test_both_attention_kernels_equal_the_reference(tiny_model_dir, monkeypatch, flash):
+    """The fused CPU flash kernel (prefix part) and the plain matmul path used on other devices."""
+    if flash and not attention._flash_with_lse(torch.empty(1)):
+        pytest.skip("this PyTorch has no fused CPU flash kernel")
+    monkeypatch.setattr(attention, "_flash_with_lse", lambda q: flash)
+    scorer = make_scorer(tiny_model_dir, batch_size=3)
+    for conversation, result in zip(CONVERSATIONS, scorer.score_many(CONVERSATIONS, FOLLOWUPS)):
+        assert flat(result) == pytest.approx(reference_scores(scorer, conversation), abs=1e-4)
+
+
+def test_manual_kernel_chunked_equals_the_reference(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(attention, "_flash_with_lse", lambda q: False)
+    monkeypatch.setattr(attention, "_MAX_SCORE_ELEMENTS", 256)
+    scorer = make_scorer(tiny_model_dir, aggregation="sum", batch_size=2)
+    for conversation, result in zip(CONVERSATIONS, scorer.score_many(CONVERSATIONS, FOLLOWUPS)):
+        assert flat(result) == pytest.approx(reference_scores(scorer, conversation), abs=1e-4)
