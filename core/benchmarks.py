@@ -29,9 +29,6 @@ with the whole follow-up set the caller chooses; their file-name category is not
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 import math
 import re
@@ -44,6 +41,7 @@ import pandas as pd
 
 from core.conversation import Conversation, from_text, parse_conversation
 from core.errors import BenchmarkFormatError, ConversationError
+from core.records import Record, format_of, read_records
 
 PAIRWISE, RATING, RANKING = "pairwise", "rating", "ranking"
 KINDS = (PAIRWISE, RATING, RANKING)
@@ -126,104 +124,23 @@ class Benchmark:
                          list(self.notes), list(self.warnings))
 
 
-@dataclass(frozen=True)
-class Record:
-    """One entry of a file, with where it was found (for error messages)."""
-
-    where: str
-    data: dict[str, Any]
-
-
 # --------------------------------------------------------------------------- reading files
 
-def read_records(path: Path) -> list[Record]:
-    """Every entry of a JSON / JSONL / CSV / Parquet file (gzipped too) as a dict."""
+def read_entries(path: Path) -> list[Record]:
+    """Every entry of a benchmark file as an object (`core.records` reads the formats); CSV
+    cells holding numbers or JSON lists / objects are decoded."""
     path = Path(path)
     name = path.name
-    lower = name.lower()
-    if not path.is_file():
-        raise BenchmarkFormatError(f"{path}: no such file")
-    if lower.endswith(".parquet"):
-        records = _read_parquet(path)
-    else:
-        text = _read_text(path)
-        if not text.strip():
-            raise BenchmarkFormatError(
-                f"{name}: the file is empty; expected JSON, JSONL, CSV or Parquet rows")
-        if lower.endswith((".csv", ".csv.gz")):
-            records = _read_csv(text, name)
-        elif lower.endswith((".jsonl", ".jsonl.gz")):
-            records = _read_jsonl(text, name)
-        elif lower.endswith((".json", ".json.gz")):
-            records = _read_json(text, name)
-        else:
-            raise BenchmarkFormatError(
-                f"{name}: unknown file type; use .json, .jsonl, .csv or .parquet (optionally .gz)")
+    if not name.lower().endswith(_SUFFIXES):
+        raise BenchmarkFormatError(
+            f"{name}: unknown file type; use .json, .jsonl, .csv or .parquet (optionally .gz)")
+    records = read_records(path, BenchmarkFormatError, name=name)
     if not records:
         raise BenchmarkFormatError(f"{name}: the file has no entries")
-    return records
-
-
-def _read_text(path: Path) -> str:
-    try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                return fh.read()
-        return path.read_text(encoding="utf-8")
-    except (OSError, EOFError) as err:
-        raise BenchmarkFormatError(f"{path.name}: cannot read the file ({err})") from None
-    except UnicodeDecodeError as err:
-        raise BenchmarkFormatError(
-            f"{path.name}: not UTF-8 text (byte {err.start}); save the file as UTF-8") from None
-
-
-def _read_jsonl(text: str, name: str) -> list[Record]:
-    records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise BenchmarkFormatError(
-                f"{name}, line {lineno}: malformed JSON (column {err.colno}: {err.msg}); "
-                "each line must be one JSON object") from None
-        where = f"{name}, line {lineno}"
-        records.append(Record(where, _as_object(value, where)))
-    return records
-
-
-def _read_json(text: str, name: str) -> list[Record]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        if err.msg == "Extra data":  # a .json file holding JSON lines
-            return _read_jsonl(text, name)
-        raise BenchmarkFormatError(
-            f"{name}, line {err.lineno}: malformed JSON (column {err.colno}: {err.msg})") from None
-    if isinstance(value, dict):
-        lists = [v for v in value.values() if isinstance(v, list)]
-        if len(lists) == 1 and all(isinstance(v, dict) for v in lists[0]):
-            value = lists[0]  # {"data": [...]}
-        else:
-            value = [value]
-    if not isinstance(value, list):
-        raise BenchmarkFormatError(
-            f"{name}: expected a JSON list of objects; got {type(value).__name__}")
-    return [Record(f"{name}, entry {i}", _as_object(v, f"{name}, entry {i}"))
-            for i, v in enumerate(value)]
-
-
-def _read_csv(text: str, name: str) -> list[Record]:
-    # a whole conversation may sit in one cell: lift the csv module's 128 KiB cell limit
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    try:
-        rows = list(csv.DictReader(io.StringIO(text)))
-    except csv.Error as err:
-        raise BenchmarkFormatError(f"{name}: malformed CSV ({err})") from None
-    # Row numbers count the header as line 1, as a spreadsheet shows them.
-    return [Record(f"{name}, row {i + 2}", {k: _csv_cell(v) for k, v in row.items() if k})
-            for i, row in enumerate(rows)]
+    csv_cells = format_of(path) == "csv"
+    return [Record(r.where, _as_object(
+                {k: _csv_cell(v) for k, v in r.value.items()} if csv_cells else r.value, r.where))
+            for r in records]
 
 
 def _csv_cell(value: str | None) -> Any:
@@ -240,30 +157,6 @@ def _csv_cell(value: str | None) -> Any:
         return float(stripped) if stripped else None
     except ValueError:
         return value
-
-
-def _read_parquet(path: Path) -> list[Record]:
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several unrelated types for a bad file
-        raise BenchmarkFormatError(f"{path.name}: cannot read as Parquet ({err})") from None
-    records = []
-    for i, row in enumerate(frame.to_dict(orient="records")):
-        records.append(Record(f"{path.name}, row {i}", {k: _plain(v) for k, v in row.items()}))
-    return records
-
-
-def _plain(value: Any) -> Any:
-    """numpy arrays and scalars from Parquet as plain Python lists and numbers."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def _as_object(value: Any, where: str) -> dict[str, Any]:
@@ -461,7 +354,7 @@ class _File:
 
 def _classify(path: Path, records: list[Record], kind: str | None, score_field: str | None,
               pairs: bool = True) -> _File:
-    first = records[0].data
+    first = records[0].value
     keys = set(first)
     side = pair_side(path) if pairs else None
     precomputed = _has_precomputed(first)
@@ -557,7 +450,7 @@ def detect_benchmarks(paths: Sequence[str | Path], kind: str | None = None,
     """
     if kind is not None and kind not in KINDS:
         raise BenchmarkFormatError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
-    files = [_classify(p, read_records(p), kind, score_field) for p in expand_paths(paths)]
+    files = [_classify(p, read_entries(p), kind, score_field) for p in expand_paths(paths)]
     files = _unpaired_as_plain(files, kind, score_field)
     benchmarks: list[Benchmark] = []
     benchmarks += _paper_pairs([f for f in files if f.role == "paper-pair"])
@@ -702,18 +595,18 @@ def _combined_entries(files: list[_File], what: str, warnings: list[str]) -> lis
         if precomputed:
             values = {}
             for cat, recs in zip(categories, per_file):
-                lists = _precomputed_lists(recs[i].data, recs[i].where)
+                lists = _precomputed_lists(recs[i].value, recs[i].where)
                 if lists is None:
                     raise BenchmarkFormatError(
                         f"{recs[i].where}: no 'positive' / 'negative' lists while entry 0 of the "
                         "file has them; every entry of a precomputed file needs both")
                 values[cat] = lists
-                conv = recs[i].data.get("conversation")
-                if conv is not None and base.data.get("conversation") not in (None, conv):
+                conv = recs[i].value.get("conversation")
+                if conv is not None and base.value.get("conversation") not in (None, conv):
                     mismatches += 1
         else:
             for recs in per_file:
-                if _has_precomputed(recs[i].data):
+                if _has_precomputed(recs[i].value):
                     raise BenchmarkFormatError(
                         f"{recs[i].where}: has 'positive' / 'negative' lists but entry 0 of the "
                         "file does not; give all entries precomputed values or none")
@@ -787,9 +680,9 @@ def _paper_pairs(files: list[_File]) -> list[Benchmark]:
 
 def _paper_conversation(rec: Record, precomputed: bool) -> tuple[Conversation | None, str | None]:
     """Precomputed entries may lack a conversation (only the length baseline needs it)."""
-    if precomputed and _first_key(rec.data, CONVERSATION_FIELDS) is None:
+    if precomputed and _first_key(rec.value, CONVERSATION_FIELDS) is None:
         return None, None
-    conv, err = _conversation_of(rec.data, rec.where)
+    conv, err = _conversation_of(rec.value, rec.where)
     if precomputed and err is not None:
         return None, None  # values are given; the conversation only feeds the length baseline
     return conv, err
@@ -798,7 +691,7 @@ def _paper_conversation(rec: Record, precomputed: bool) -> tuple[Conversation | 
 def _pairwise(f: _File) -> Benchmark:
     rows: list[dict[str, Any]] = []
     for i, rec in enumerate(f.records):
-        d, where = rec.data, rec.where
+        d, where = rec.value, rec.where
         if f.fmt == "llmbar":
             for key in ("input", "output_1", "output_2", "label"):
                 if key not in d:
@@ -872,19 +765,19 @@ def _rating_benchmark(group: list[_File], name: str) -> Benchmark:
     assert field_name is not None
     rows = []
     for i, (rec, values) in enumerate(entries):
-        found, raw = _get_path(rec.data, field_name)
+        found, raw = _get_path(rec.value, field_name)
         if not found or raw is None:
             raise BenchmarkFormatError(
                 f"{rec.where}: missing score field {field_name!r}; every rated entry needs its "
                 "ground-truth score")
         truth = _score_value(raw, rec.where, field_name)
         if values is None:
-            conv, err = _conversation_of(rec.data, rec.where)
+            conv, err = _conversation_of(rec.value, rec.where)
         else:
             conv, err = _paper_conversation(rec, True)
-        model_key = _first_key(rec.data, MODEL_FIELDS)
+        model_key = _first_key(rec.value, MODEL_FIELDS)
         rows.append(_row(i, rec.where, conv, err, truth=truth,
-                         model=str(rec.data[model_key]) if model_key else "", precomputed=values))
+                         model=str(rec.value[model_key]) if model_key else "", precomputed=values))
     pre = values is not None if entries else False
     cats = tuple(_category_word(f.path) for f in group) if pre else ()
     return Benchmark(name, RATING, tuple(f.path for f in group), _frame(rows), pre,
@@ -903,15 +796,15 @@ def _ranking_benchmark(groups: list[list[_File]], name: str) -> Benchmark:
         paths += [f.path for f in group]
         entries = _combined_entries(group, name, warnings)
         for rec, values in entries:
-            model_key = _require(rec.data, MODEL_FIELDS, rec.where, "the model that wrote the response")
+            model_key = _require(rec.value, MODEL_FIELDS, rec.where, "the model that wrote the response")
             if values is None:
-                conv, err = _conversation_of(rec.data, rec.where)
+                conv, err = _conversation_of(rec.value, rec.where)
             else:
                 conv, err = _paper_conversation(rec, True)
                 pre = True
                 cats = tuple(_category_word(f.path) for f in group)
-            prompt_id = _prompt_id(rec.data, conv)
-            rows.append(_row(counter, rec.where, conv, err, model=str(rec.data[model_key]),
+            prompt_id = _prompt_id(rec.value, conv)
+            rows.append(_row(counter, rec.where, conv, err, model=str(rec.value[model_key]),
                              prompt_id=prompt_id, precomputed=values))
             counter += 1
     frame = _frame(rows)
@@ -953,7 +846,7 @@ def _arena(answers: list[_File], questions: list[_File]) -> list[Benchmark]:
         if not qfiles:
             candidate = root / "question.jsonl"
             if candidate.is_file():
-                qfiles = [_File(candidate, read_records(candidate), "arena-questions")]
+                qfiles = [_File(candidate, read_entries(candidate), "arena-questions")]
             else:
                 raise BenchmarkFormatError(
                     f"{files[0].path.name}: Arena-Hard answers need their question.jsonl (looked "
@@ -961,17 +854,17 @@ def _arena(answers: list[_File], questions: list[_File]) -> list[Benchmark]:
         prompts: dict[str, list[str]] = {}
         for q in qfiles:
             for rec in q.records:
-                turns = rec.data.get("turns")
+                turns = rec.value.get("turns")
                 if not isinstance(turns, list) or not all(isinstance(t, dict) and "content" in t for t in turns):
                     raise BenchmarkFormatError(
                         f"{rec.where}: 'turns' must be a list of {{'content': text}}")
-                prompts[str(rec.data["question_id"])] = [t["content"] for t in turns]
+                prompts[str(rec.value["question_id"])] = [t["content"] for t in turns]
         rows = []
         missing = 0
         counter = 0
         for f in files:
             for rec in f.records:
-                d = rec.data
+                d = rec.value
                 for key in ("question_id", "model_id", "choices"):
                     if key not in d:
                         raise BenchmarkFormatError(

@@ -17,22 +17,20 @@ Note: LLaMA-Factory also trains on the responses in `history` / earlier turns un
 `mask_history` is set, so by default the model also learns to ask the questions; both flavours
 behave the same way in that respect.
 
-Triples are read from JSON (a list), JSONL or CSV with the fields `question`, `answer` and
-`feedback` (also accepted: `instruction` / `prompt` for the question, `response` / `output` for
-the answer, `critique` for the feedback).
+Triples are read (by `core.records`) from JSON (a list), JSONL or CSV, gzipped too, with the
+fields `question`, `answer` and `feedback` (also accepted: `instruction` / `prompt` for the
+question, `response` / `output` for the answer, `critique` for the feedback).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from core.errors import InputError
 from core.preference_export import GPT, HUMAN, write_dataset_info, write_json
+from core.records import Record, parse_records, read_records
 from core.rendering import FEEDBACK_INSTRUCTION
 
 _ALIASES = {
@@ -54,49 +52,17 @@ class FeedbackTriple:
 
 
 def load_triples(path: str | Path) -> list[FeedbackTriple]:
-    """Every (question, answer, feedback) triple in a JSON, JSONL or CSV file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise FeedbackFileError(f"{path}: cannot read the triples file ({err.strerror})") from None
-    except UnicodeDecodeError:
-        raise FeedbackFileError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
-    suffix = path.suffix.lower()
-    fmt = {".csv": "csv", ".jsonl": "jsonl", ".json": "json"}.get(suffix, "auto")
-    return parse_triples(text, str(path), fmt)
+    """Every (question, answer, feedback) triple in a JSON, JSONL or CSV file (gzipped too)."""
+    return _triples(read_records(path, FeedbackFileError), str(path))
 
 
 def parse_triples(text: str, where: str = "triples file", fmt: str = "auto") -> list[FeedbackTriple]:
-    if fmt == "auto":
-        stripped = text.lstrip()
-        fmt = "json" if stripped.startswith("[") else "jsonl" if stripped.startswith("{") else "csv"
-    records: list[tuple[str, Any]] = []
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise FeedbackFileError(
-                f"{where}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
-            ) from None
-        if not isinstance(data, list):
-            raise FeedbackFileError(f"{where}: expected a JSON list of triples; got {type(data).__name__}")
-        records = [(f"{where}, item {i}", v) for i, v in enumerate(data)]
-    elif fmt == "jsonl":
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append((f"{where}, line {lineno}", json.loads(line)))
-                except json.JSONDecodeError as err:
-                    raise FeedbackFileError(
-                        f"{where}, line {lineno}: not valid JSON (column {err.colno}: {err.msg})"
-                    ) from None
-    elif fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text))
-        records = [(f"{where}, row {i}", row) for i, row in enumerate(reader, start=2)]
-    else:
-        raise FeedbackFileError(f"{where}: unknown format {fmt!r}; use json, jsonl or csv")
-    triples = [triple_from_record(value, label) for label, value in records]
+    """Triples from JSON, JSONL or CSV text; `fmt` is "json", "jsonl", "csv" or "auto"."""
+    return _triples(parse_records(text, where, fmt, FeedbackFileError), where)
+
+
+def _triples(records: list[Record], where: str) -> list[FeedbackTriple]:
+    triples = [triple_from_record(r.value, r.where) for r in records]
     if not triples:
         raise FeedbackFileError(f"{where}: no triples found; add records with question, answer and feedback")
     return triples

@@ -1,7 +1,8 @@
 """Prompt files for preference mining: what the policy model is asked to answer.
 
 A prompt is a conversation that ends with a user turn (usually a single question). Accepted
-files: JSON (a list), JSONL (one record per line) and CSV (one record per row). A record is
+files (read by `core.records`): JSON (a list), JSONL (one record per line) and CSV (one record
+per row), gzipped too. A record is
 
 - a string: one user turn;
 - an object with `prompt`, `question` or `instruction` (alpaca style: `input` is appended on a
@@ -19,20 +20,17 @@ field names the prompt in the exports; otherwise the record's position does.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.conversation import ASSISTANT, SYSTEM, USER, Conversation
+from core.conversation import ASSISTANT, SYSTEM, USER, Conversation, parse_turns
 from core.errors import InputError
+from core.records import Record, format_of, guess_format, parse_records, read_records
 
 _TEXT_FIELDS = ("prompt", "question", "instruction")
 _CONVERSATION_FIELDS = ("conversation", "messages", "conversations")  # the last: ShareGPT
-_ROLE_ALIASES = {"user": USER, "human": USER, "prompter": USER, "assistant": ASSISTANT,
-                 "gpt": ASSISTANT, "bot": ASSISTANT, "model": ASSISTANT, "system": SYSTEM}
 
 
 class PromptFileError(InputError):
@@ -84,41 +82,37 @@ class MiningPrompt:
 
 
 def load_prompts(path: str | Path) -> list[MiningPrompt]:
-    """Every prompt in a JSON, JSONL or CSV file, in file order."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise PromptFileError(f"{path}: cannot read the prompt file ({err.strerror})") from None
-    except UnicodeDecodeError:
-        raise PromptFileError(f"{path}: not UTF-8 text; save the prompt file as UTF-8") from None
-    return parse_prompts(text, str(path), _format_of(path, text))
+    """Every prompt in a JSON, JSONL or CSV file (gzipped too), in file order."""
+    records = read_records(path, PromptFileError)
+    return _prompts(records, str(path), csv_header=format_of(path) == "csv")
 
 
 def parse_prompts(text: str, where: str = "prompt file", fmt: str = "auto") -> list[MiningPrompt]:
     """Parse prompt-file text; `fmt` is "json", "jsonl", "csv" or "auto" (guess from content)."""
-    if fmt == "auto":
-        fmt = _format_of(None, text)
-    if fmt == "csv":
-        records = _csv_records(text, where)
-    elif fmt == "jsonl":
-        records = _jsonl_records(text, where)
-    elif fmt == "json":
-        records = _json_records(text, where)
-    else:
-        raise PromptFileError(f"{where}: unknown format {fmt!r}; use json, jsonl or csv")
-    prompts = [prompt_from_record(value, f"{label}", default_id=str(i))
-               for i, (label, value) in enumerate(records)]
+    fmt = guess_format(text) if fmt == "auto" else fmt
+    records = parse_records(text, where, fmt, PromptFileError)
+    return _prompts(records, where, csv_header=fmt == "csv")
+
+
+def _prompts(records: list[Record], where: str, csv_header: bool) -> list[MiningPrompt]:
+    if csv_header and records:
+        fields = list(records[0].value)
+        if not any(f in _TEXT_FIELDS + ("turns",) + _CONVERSATION_FIELDS for f in fields):
+            raise PromptFileError(
+                f"{where}: the CSV header ({', '.join(fields) or 'empty'}) has no prompt column; "
+                f"name one column {' or '.join(repr(k) for k in _TEXT_FIELDS)}"
+            )
+    prompts = [prompt_from_record(r.value, r.where, default_id=str(i)) for i, r in enumerate(records)]
     if not prompts:
         raise PromptFileError(f"{where}: no prompts found; add at least one question")
     seen: dict[str, str] = {}
-    for (label, _), prompt in zip(records, prompts):
+    for record, prompt in zip(records, prompts):
         if prompt.id in seen:
             raise PromptFileError(
-                f"{label}: id {prompt.id!r} is used again (first at {seen[prompt.id]}); "
+                f"{record.where}: id {prompt.id!r} is used again (first at {seen[prompt.id]}); "
                 "give every prompt a distinct id"
             )
-        seen[prompt.id] = label
+        seen[prompt.id] = record.where
     return prompts
 
 
@@ -167,73 +161,6 @@ def prompt_from_record(value: Any, where: str, default_id: str = "0") -> MiningP
     )
 
 
-def _format_of(path: Path | None, text: str) -> str:
-    suffix = path.suffix.lower() if path is not None else ""
-    if suffix == ".csv":
-        return "csv"
-    if suffix == ".jsonl":
-        return "jsonl"
-    if suffix == ".json":
-        return "json"
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        return "json"
-    if stripped.startswith("{"):
-        first = stripped.splitlines()[0].strip()
-        try:
-            json.loads(first)
-            return "jsonl"
-        except json.JSONDecodeError:
-            return "json"
-    return "csv"
-
-
-def _json_records(text: str, where: str) -> list[tuple[str, Any]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PromptFileError(
-            f"{where}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); "
-            "use a JSON list, or one JSON record per line in a .jsonl file"
-        ) from None
-    if isinstance(data, dict):
-        for key in ("prompts", "data"):
-            if isinstance(data.get(key), list):
-                data = data[key]
-                break
-    if not isinstance(data, list):
-        raise PromptFileError(f"{where}: expected a JSON list of prompts; got {type(data).__name__}")
-    return [(f"{where}, item {i}", v) for i, v in enumerate(data)]
-
-
-def _jsonl_records(text: str, where: str) -> list[tuple[str, Any]]:
-    records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append((f"{where}, line {lineno}", json.loads(line)))
-        except json.JSONDecodeError as err:
-            raise PromptFileError(
-                f"{where}, line {lineno}: not valid JSON (column {err.colno}: {err.msg})"
-            ) from None
-    return records
-
-
-def _csv_records(text: str, where: str) -> list[tuple[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text))
-    fields = reader.fieldnames or []
-    known = _TEXT_FIELDS + ("turns",) + _CONVERSATION_FIELDS
-    if not any(f in known for f in fields):
-        raise PromptFileError(
-            f"{where}: the CSV header ({', '.join(fields) or 'empty'}) has no prompt column; "
-            f"name one column {' or '.join(repr(k) for k in _TEXT_FIELDS)}"
-        )
-    # Row 1 is the header, so data rows are numbered from 2 as in a spreadsheet.
-    return [(f"{where}, row {i}", {k: v for k, v in row.items() if k is not None})
-            for i, row in enumerate(reader, start=2)]
-
-
 def _maybe_json(value: Any) -> Any:
     """CSV cells hold lists as JSON text."""
     if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
@@ -275,7 +202,8 @@ def _turns_from_list(items: Sequence[Any], where: str) -> tuple[tuple[str, ...],
         turns = tuple(items)
         system = None
     elif all(isinstance(v, dict) for v in items):
-        turns, system = _turns_from_messages(items, where)
+        roles_and_texts, system = parse_turns(items, where, PromptFileError)
+        turns = tuple(text for _, text in roles_and_texts)
     else:
         raise PromptFileError(f"{where}: expected a list of strings or a list of message objects")
     if not turns:
@@ -289,31 +217,3 @@ def _turns_from_list(items: Sequence[Any], where: str) -> tuple[tuple[str, ...],
             f"got {len(turns)} ending with the assistant's (drop the last reply)"
         )
     return turns, system
-
-
-def _turns_from_messages(items: Sequence[dict], where: str) -> tuple[tuple[str, ...], str | None]:
-    system: str | None = None
-    turns: list[str] = []
-    for i, msg in enumerate(items):
-        raw_role = msg.get("role", msg.get("from"))
-        content = msg.get("content", msg.get("value"))
-        role = _ROLE_ALIASES.get(str(raw_role).lower()) if raw_role is not None else None
-        if role is None:
-            raise PromptFileError(
-                f"{where}: message {i} has role {raw_role!r}; expected user, assistant or system"
-            )
-        if not isinstance(content, str):
-            raise PromptFileError(f"{where}: message {i} needs a string 'content'")
-        if role == SYSTEM:
-            if turns or system is not None:
-                raise PromptFileError(f"{where}: message {i}: a system message may only come first")
-            system = content
-            continue
-        expected = USER if len(turns) % 2 == 0 else ASSISTANT
-        if role != expected:
-            raise PromptFileError(
-                f"{where}: message {i} is from the {role} but the {expected} was expected; "
-                "turns must alternate, user first"
-            )
-        turns.append(content)
-    return tuple(turns), system

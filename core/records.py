@@ -1,45 +1,192 @@
-"""Reading JSON and JSONL record files with errors that name the file and line."""
+"""Reading record files (JSON, JSONL, CSV, Parquet; gzipped too) into values that know where
+they came from.
+
+Every file-reading caller (benchmarks, score inputs, prompt files, feedback triples) reads
+through `read_records`, and text pasted or uploaded in the UI through `parse_records`. Each
+`Record` carries `where` ("file, line 3" for JSONL, "file, item 0" for a JSON list, "file, row 2"
+for CSV, counting the header as row 1 as a spreadsheet does, "file, row 0" for Parquet as pandas
+shows it), so a caller's own checks can name the place. Callers decide what a record must be
+(an object, a string, which fields); this module only decodes.
+
+Shortcuts taken on purpose:
+- JSON or JSONL is told by content, not by the suffix: a `.json` file holding one value per line
+  is read as JSONL, and a `.jsonl` file holding one pretty-printed document as JSON. A `.jsonl`
+  file is read line by line first, so a one-line file holding a list is one record.
+- A JSON document that is an object wrapping the records (`{"data": [...]}`, possibly beside
+  metadata fields) is unwrapped; any other object is one record.
+- CSV cells stay text (a missing cell is None); columns without a header name are dropped.
+  Decoding numbers or JSON inside cells is left to callers, which know their fields.
+"""
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
 
+FORMATS = ("json", "jsonl", "csv", "parquet")
+_SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+# A wrapping field holds the records whatever they are; any other lone list field of an object
+# wraps records only when they are objects and the field is not itself one record's content.
+_WRAPPER_FIELDS = ("data", "prompts")
+_CONTENT_FIELDS = ("conversation", "conversations", "messages", "turns", "choices", "history")
 
-def read_records(path: str | Path, error: type[InputError] = InputError) -> list[Any]:
-    """Items of a JSON list or a JSONL file (gzipped too); a JSON object is one item."""
+
+@dataclass(frozen=True)
+class Record:
+    """One decoded value of a file, with where it was found (for error messages)."""
+
+    where: str
+    value: Any
+
+
+def format_of(path: str | Path) -> str | None:
+    """"json", "jsonl", "csv" or "parquet" from the file name (a `.gz` suffix is looked past);
+    None when the name does not tell."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    return _SUFFIXES.get(Path(name).suffix)
+
+
+def guess_format(text: str) -> str:
+    """"json" for text that starts like JSON (a list, an object, JSON lines), else "csv"."""
+    return "json" if text.lstrip()[:1] in ("[", "{") else "csv"
+
+
+def read_records(path: str | Path, error: type[InputError] = InputError, *,
+                 name: str | None = None) -> list[Record]:
+    """Every record of a JSON / JSONL / CSV / Parquet file, gzipped too.
+
+    `error` is the `InputError` subclass raised for a file that cannot be read; `name` is how
+    the file is named in `where` and in errors (default: the path as given). A file whose name
+    does not tell its format is read as JSON when it starts like JSON, else as CSV.
+    """
     path = Path(path)
+    label = str(path) if name is None else name
+    fmt = format_of(path)
+    if fmt == "parquet":
+        return _parquet_records(path, label, error)
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        text = raw.decode("utf-8")
-    except OSError as err:
-        raise error(f"{path}: cannot read ({err.strerror or err})") from None
+        raw = path.read_bytes()
+        if path.name.lower().endswith(".gz"):
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8-sig")  # a byte-order mark (as Excel writes CSV) is not data
+    except (OSError, EOFError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise error(f"{label}: cannot read the file ({reason})") from None
     except UnicodeDecodeError as err:
-        raise error(f"{path}: not UTF-8 text (byte {err.start})") from None
+        raise error(f"{label}: not UTF-8 text (byte {err.start}); save the file as UTF-8") from None
     if not text.strip():
-        raise error(f"{path}: the file is empty")
-    try:  # a whole JSON document: a list of items or one object
-        data = json.loads(text)
-    except json.JSONDecodeError as whole_err:
-        return _read_jsonl(path, text, whole_err, error)
-    return list(data) if isinstance(data, list) else [data]
+        raise error(f"{label}: the file is empty; expected JSON, JSONL, CSV or Parquet records")
+    return parse_records(text, label, fmt or "auto", error)
 
 
-def _read_jsonl(path: Path, text: str, whole_err: json.JSONDecodeError,
-                error: type[InputError]) -> list[Any]:
-    """One JSON value per line; a file that is no JSONL either reports the likelier error."""
-    items = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+def parse_records(text: str, where: str, fmt: str = "auto",
+                  error: type[InputError] = InputError) -> list[Record]:
+    """The records of JSON, JSONL or CSV text (pasted or uploaded); `fmt` is "json", "jsonl",
+    "csv" or "auto" (told from the content). JSON and JSONL are told apart by content either
+    way; "jsonl" only makes a one-line list one record."""
+    if fmt == "auto":
+        fmt = guess_format(text)
+    # universal newlines, as a file opened in text mode reads them
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise error(f"{where}: empty; expected JSON, JSONL or CSV records")
+    if fmt == "csv":
+        return _csv_records(text, where, error)
+    if fmt in ("json", "jsonl"):
+        return _json_records(text, where, error, lines_first=fmt == "jsonl")
+    raise error(f"{where}: unknown format {fmt!r}; use json, jsonl or csv")
+
+
+def _json_records(text: str, where: str, error: type[InputError], lines_first: bool) -> list[Record]:
+    """A JSON document's entries, or one record per JSON line, whichever the text is."""
+    if lines_first:
+        lines, bad = _json_lines(text)
+        if bad is None:
+            return [Record(f"{where}, line {n}", v) for n, v in lines]
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as whole:
+        if not lines_first:
+            lines, bad = _json_lines(text)
+            if bad is None:  # JSON lines in a file named .json
+                return [Record(f"{where}, line {n}", v) for n, v in lines]
+        # Not JSON lines from the first line on: the whole-document error says more.
+        lineno, err = bad if lines or lines_first else (whole.lineno, whole)
+        raise error(f"{where}, line {lineno}: malformed JSON (column {err.colno}: {err.msg}); "
+                    "the file must be one JSON document or one JSON value per line") from None
+    return [Record(f"{where}, item {i}", v) for i, v in enumerate(_entries(document))]
+
+
+def _json_lines(text: str) -> tuple[list[tuple[int, Any]], tuple[int, json.JSONDecodeError] | None]:
+    """(line number, value) of every non-blank line up to the first bad one, and that one."""
+    values = []
+    # "\n" only: str.splitlines would also split at U+2028 and other characters that JSON
+    # strings may hold unescaped
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            items.append(json.loads(line))
-        except json.JSONDecodeError as line_err:
-            # Not JSONL from the first line on: the whole-document error says more.
-            bad, at = (line_err, lineno) if items else (whole_err, whole_err.lineno)
-            raise error(f"{path}, line {at}: invalid JSON ({bad.msg}, column {bad.colno})") from None
-    return items
+            values.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as err:
+            return values, (lineno, err)
+    return values, None
+
+
+def _entries(document: Any) -> list[Any]:
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        lists = [key for key, value in document.items() if isinstance(value, list)]
+        if len(lists) == 1:
+            key, items = lists[0], document[lists[0]]
+            if key in _WRAPPER_FIELDS or (
+                    key not in _CONTENT_FIELDS and items and all(isinstance(v, dict) for v in items)):
+                return items
+    return [document]
+
+
+def _csv_records(text: str, where: str, error: type[InputError]) -> list[Record]:
+    # a whole conversation may sit in one cell: lift the csv module's 128 KiB cell limit
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    reader = csv.DictReader(io.StringIO(text))
+    records = []
+    try:
+        # Row numbers count the header as row 1, as a spreadsheet shows them.
+        for number, row in enumerate(reader, start=2):
+            records.append(Record(f"{where}, row {number}", {k: v for k, v in row.items() if k}))
+    except csv.Error as err:
+        raise error(f"{where}, line {reader.line_num}: malformed CSV ({err})") from None
+    return records
+
+
+def _parquet_records(path: Path, label: str, error: type[InputError]) -> list[Record]:
+    import pandas as pd  # only Parquet needs it; the other formats stay light to import
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several unrelated types for a bad file
+        raise error(f"{label}: cannot read as Parquet ({err})") from None
+    return [Record(f"{label}, row {i}", {k: _plain(v) for k, v in row.items()})
+            for i, row in enumerate(frame.to_dict(orient="records"))]
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars from Parquet as plain Python lists and numbers (NaN as None)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+

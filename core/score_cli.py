@@ -1,4 +1,4 @@
-"""`python -m core score`: follow-up rewards for every conversation in a JSON/JSONL file.
+"""`python -m core score`: follow-up rewards for every conversation in a JSON/JSONL/CSV file.
 
 Input items are utterance lists or objects with a `conversation` field (other fields are kept).
 Every item is parsed before the model loads, so a bad item is reported (with its number and
@@ -27,7 +27,7 @@ PROGRESS_MIN_ITEMS = 5  # a progress bar is noise for a handful of items
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("score", help="score conversations against follow-up sets",
                                    description=__doc__)
-    parser.add_argument("--input", required=True, help="JSON or JSONL file of conversations")
+    parser.add_argument("--input", required=True, help="JSON, JSONL or CSV file of conversations")
     parser.add_argument("--output", required=True, help="JSONL file to write")
     add_scoring_arguments(parser)
     parser.set_defaults(func=run)
@@ -35,9 +35,9 @@ def add_parser(subparsers: Any) -> None:
 
 def load_items(path: str | Path) -> list[tuple[dict[str, Any], Conversation]]:
     """(output record stub, conversation) per input item; raises naming the bad item."""
-    items = read_records(path, InputError)
     out = []
-    for number, item in enumerate(items, start=1):
+    for number, record in enumerate(read_records(path, InputError), start=1):
+        item = record.value
         where = f"{path}, item {number}"
         if isinstance(item, dict):
             if "conversation" not in item:

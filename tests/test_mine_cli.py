@@ -107,7 +107,7 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, fakes: dict, capsys: p
 def test_missing_prompt_file_names_it(tmp_path: Path, fakes: dict, capsys: pytest.CaptureFixture) -> None:
     args = parse("--prompts", str(tmp_path / "missing.jsonl"), "--output-dir", str(tmp_path / "o"))
     assert args.func(args) == 2
-    assert "missing.jsonl: cannot read the prompt file" in capsys.readouterr().err
+    assert "missing.jsonl: cannot read the file (No such file" in capsys.readouterr().err
 
 
 def test_prompts_or_triples_required() -> None:

@@ -108,14 +108,14 @@ def test_prompt_jsonl_and_csv(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text, fmt, message", [
     ('[{"prompt": "ok"}, {"answer": "no prompt"}]', "json", "item 1: no prompt found"),
-    ('{"prompt": "ok"}\n{"prompt": ', "jsonl", "line 2: not valid JSON"),
+    ('{"prompt": "ok"}\n{"prompt": ', "jsonl", "line 2: malformed JSON"),
     ("prompt,id\nok,1\n,2\n", "csv", "row 3, field 'prompt': the prompt is empty"),
     ("text\nhello\n", "csv", "has no prompt column"),
     ('[{"conversation": ["u", "a"]}]', "json", "item 0, field 'conversation': expected utterances ending "
                                                "with the user's turn"),
-    ('[{"messages": [{"role": "assistant", "content": "x"}]}]', "json", "message 0 is from the assistant"),
+    ('[{"messages": [{"role": "assistant", "content": "x"}]}]', "json", "turn 1 is from the assistant"),
     ('[{"prompt": "a", "id": 1}, {"prompt": "b", "id": 1}]', "json", "id '1' is used again"),
-    ('{"not": "a list"}', "json", "expected a JSON list"),
+    ('{"not": "a list"}', "json", "item 0: no prompt found"),
     ("[]", "json", "no prompts found"),
 ])
 def test_prompt_file_errors_name_the_place(text: str, fmt: str, message: str) -> None:

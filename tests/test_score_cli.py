@@ -52,9 +52,9 @@ def test_bad_item_is_reported_before_loading_the_model(tmp_path, capsys):
 
 def test_read_records_json_list_jsonl_and_errors(tmp_path):
     (tmp_path / "a.jsonl").write_text('["a", "b"]\n["c", "d"]\n')
-    assert read_records(tmp_path / "a.jsonl") == [["a", "b"], ["c", "d"]]
+    assert [r.value for r in read_records(tmp_path / "a.jsonl")] == [["a", "b"], ["c", "d"]]
     (tmp_path / "b.json").write_text('[["a", "b"],\n ["c", ]]\n')
-    with pytest.raises(InputError, match=r"b.json, line 2: invalid JSON"):
+    with pytest.raises(InputError, match=r"b.json, line 2: malformed JSON"):
         read_records(tmp_path / "b.json")
     (tmp_path / "c.jsonl").write_text('{"a": 1}\n{"a": 2,}\n')
     with pytest.raises(InputError, match=r"c.jsonl, line 2"):
