@@ -4,7 +4,8 @@ Everything here is standard library only, so the `evaluate` command can find out
 identical run already finished before it imports pandas, scipy or torch.
 
 - `default_cache_path()`: the SQLite file shared with the score cache (`core.score_cache`),
-  `$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite`.
+  `$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite`; `open_cache()`
+  opens it (timeout, WAL journal) for both.
 - `model_key(config)`: what decides which weights a configuration loads, known without
   loading them (the model name, device, dtype, and for a local model its files' sizes and
   modification times).
@@ -44,6 +45,23 @@ def default_cache_path() -> Path:
     folder = os.environ.get(CACHE_DIR_ENV)
     base = Path(folder).expanduser() if folder else Path.home() / ".cache" / "flr-studio"
     return base / CACHE_FILE
+
+
+def open_cache(path: str | Path | None, schema: str) -> sqlite3.Connection:
+    """The cache file at `path` (None: in memory, for one run) with `schema` created. The score
+    cache and the report memo share one file, so both open it here, the same way."""
+    if path is not None:
+        path = Path(path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(":memory:" if path is None else str(path), timeout=60,
+                         check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")  # readers do not block a running job
+    except sqlite3.DatabaseError:
+        pass  # some file systems refuse WAL; the default journal works too
+    db.executescript(schema)
+    db.commit()
+    return db
 
 
 def model_key(config: ScoringConfig) -> str:
@@ -112,11 +130,7 @@ class ReportMemo:
     """Finished reports by key, in the same SQLite file as the score cache."""
 
     def __init__(self, path: str | Path) -> None:
-        path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), timeout=60)
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        self._db = open_cache(path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()

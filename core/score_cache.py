@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from core.config import ScoringConfig
 from core.conversation import Conversation
 from core.followups import FollowupSet
-from core.report_cache import default_cache_path, model_key
+from core.report_cache import default_cache_path, model_key, open_cache
 from core.results import CategoryScore, ConversationScore
 
 __all__ = ["ScoreCache", "conversation_hash", "default_cache_path", "model_key", "settings_key",
@@ -86,16 +85,7 @@ class ScoreCache:
     them in memory for one run only."""
 
     def __init__(self, path: str | Path | None) -> None:
-        if path is not None:
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        target = ":memory:" if path is None else str(Path(path).expanduser())
-        self._db = sqlite3.connect(target, timeout=60, check_same_thread=False)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")  # readers do not block a running job
-        except sqlite3.DatabaseError:
-            pass  # some file systems refuse WAL; the default journal works too
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        self._db = open_cache(path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()
