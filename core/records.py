@@ -31,7 +31,6 @@ from typing import Any
 
 from core.errors import InputError
 
-FORMATS = ("json", "jsonl", "csv", "parquet")
 _SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 # A wrapping field holds the records whatever they are; any other lone list field of an object
 # wraps records only when they are objects and the field is not itself one record's content.
