@@ -120,11 +120,7 @@ def rating_scatter(frame: pd.DataFrame, *, x: str, y: str, correlations: Mapping
         line_x = np.array([xs.min(), xs.max()])
         fig.add_trace(go.Scatter(x=line_x, y=slope * line_x + intercept, mode="lines",
                                  name="trend", line=dict(color=NEGATIVE_COLOR, width=2)))
-    if correlations:
-        text = "<br>".join(f"{name} = {value:.3f}" for name, value in correlations.items()
-                           if value is not None and not _isnan(value))
-        fig.add_annotation(text=text, xref="paper", yref="paper", x=0.02, y=0.98, showarrow=False,
-                           align="left", bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc")
+    _annotate_correlations(fig, correlations)
     fig.update_layout(title=title, xaxis_title=x_title or x, yaxis_title=y_title or y, showlegend=False,
                       **_LAYOUT)
     return fig
@@ -161,14 +157,20 @@ def ranking_scatter(frame: pd.DataFrame, *, x: str, y: str, label: str,
     fig = go.Figure(go.Scatter(x=frame[x], y=frame[y], mode="markers+text", text=frame[label],
                                textposition="top center", textfont=dict(size=10),
                                marker=dict(color=NEUTRAL_COLOR, size=9)))
-    if correlations:
-        text = "<br>".join(f"{name} = {value:.3f}" for name, value in correlations.items()
-                           if value is not None and not _isnan(value))
-        fig.add_annotation(text=text, xref="paper", yref="paper", x=0.02, y=0.98, showarrow=False,
-                           align="left", bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc")
+    _annotate_correlations(fig, correlations)
     fig.update_layout(title=title, xaxis_title=x_title or x, yaxis_title=y_title or y, showlegend=False,
                       **{**_LAYOUT, "height": 480})
     return fig
+
+
+def _annotate_correlations(fig: go.Figure, correlations: Mapping[str, float] | None) -> None:
+    """Write "name = value" lines in the top-left corner of the plot."""
+    if not correlations:
+        return
+    text = "<br>".join(f"{name} = {value:.3f}" for name, value in correlations.items()
+                       if value is not None and not _isnan(value))
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.02, y=0.98, showarrow=False,
+                       align="left", bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc")
 
 
 def _isnan(value: float) -> bool:
