@@ -207,3 +207,15 @@ def test_manual_kernel_chunked_equals_the_reference(tiny_model_dir, monkeypatch)
     scorer = make_scorer(tiny_model_dir, aggregation="sum", batch_size=2)
     for conversation, result in zip(CONVERSATIONS, scorer.score_many(CONVERSATIONS, FOLLOWUPS)):
         assert flat(result) == pytest.approx(reference_scores(scorer, conversation), abs=1e-4)
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "paper"])
+def test_vocabulary_blocks_of_the_output_head_equal_the_reference(tiny_model_dir, monkeypatch,
+                                                                 aggregation):
+    vocab = load_model(ScoringConfig(model=str(tiny_model_dir), device="cpu")).model.config.vocab_size
+    monkeypatch.setattr(scorer_module, "_VOCAB_BLOCK", {"cpu": 64})  # several blocks, last partial
+    assert vocab % 64 and vocab > 128
+    monkeypatch.setattr(scorer_module, "_MAX_LOGIT_ELEMENTS", 64 * 5)  # 5 rows per chunk
+    scorer = make_scorer(tiny_model_dir, aggregation=aggregation, batch_size=2)
+    for conversation, result in zip(CONVERSATIONS, scorer.score_many(CONVERSATIONS, FOLLOWUPS)):
+        assert flat(result) == pytest.approx(reference_scores(scorer, conversation), abs=1e-4)
