@@ -9,7 +9,8 @@ utterances, about 110 tokens; and question 105, four utterances, about 520 token
   (b) lm-evaluation-harness `HFLM._loglikelihood_tokens` (what `HFLM.loglikelihood` runs after
       tokenizing) on the same (context, continuation) token ids, so its continuation is exactly
       the follow-up's own tokens as the engine defines them;
-  (c) the engine: `FLRScorer.score(conversation, followups)`, rendering included;
+  (c) the engine: `FLRScorer.score(conversation, followups)`, rendering included (and, in the
+      last column, `score_requests` on the baselines' token ids, without rendering);
 
 checks that the scores agree (engine vs loop per-token means; engine x token count vs lm-eval's
 sums), and prints the engine's distance from the compute floor:
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"load average at end: {_load(load_end)}\n")
     header = ("| conversation | tokens (conv + follow-ups) | paper loop s/reply | lm-eval s/reply "
               "| engine s/reply | engine vs loop | engine vs lm-eval | compute floor s | "
-              "engine / floor |")
+              "engine / floor | engine without rendering s (/ floor) |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for row in rows:
@@ -112,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{_fmt(row.get('loop_s'))} | {_fmt(row.get('lm_eval_s'))} | {row['engine_s']:.3f} | "
               f"{_ratio(row.get('loop_s'), row['engine_s'])} | "
               f"{_ratio(row.get('lm_eval_s'), row['engine_s'])} | {floor:.3f} | "
-              f"{row['engine_s'] / floor:.2f} |")
+              f"{row['engine_s'] / floor:.2f} | {row['engine_ids_s']:.3f} "
+              f"({row['engine_ids_s'] / floor:.2f}) |")
     print()
     for row in rows:
         for line in row["agreement"]:
@@ -145,6 +147,10 @@ def bench_one(name: str, conversation: Conversation, scorer: FLRScorer, followup
     row["engine_s"] = statistics.median(times)
     row["engine_all_s"] = times
     print(f"  engine: median {row['engine_s']:.3f} s of {[round(t, 3) for t in times]}")
+    times = _timed(lambda: scorer.score_requests(requests), args.repeats, scorer.loaded)
+    row["engine_ids_s"] = statistics.median(times)
+    print(f"  engine on the same token ids as the baselines (no rendering): median "
+          f"{row['engine_ids_s']:.3f} s of {[round(t, 3) for t in times]}")
 
     agree = True
     tolerance = 1e-4 if scorer.loaded.dtype == torch.float32 else 5e-2
