@@ -29,7 +29,7 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mean (default) or sum of follow-up token log-probs; paper = released scripts")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
     parser.add_argument("--dtype", choices=DTYPES, help="auto (default): bf16/fp16 on GPU, fp32 on CPU")
-    parser.add_argument("--batch-size", type=int, help="follow-up sequences per forward pass (default 32)")
+    parser.add_argument("--batch-size", type=int, help="a pass holds N follow-ups of up to 64 tokens (default 32); scores do not depend on it")
     parser.add_argument("--max-length", type=int, help="token budget per sequence (default: model context)")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
                         help="allow model code from the Hub (off by default)")

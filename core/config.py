@@ -31,7 +31,7 @@ class ScoringConfig:
     dtype: str = "auto"  # "auto": bfloat16 on GPUs that support it, else float16 on GPU, float32 on CPU
     mode: str = "base"  # "base": follow-up is the next user turn; "feedback": role-swapped scorer
     aggregation: str = "mean"  # per-token log-likelihood "mean" or "sum"; "paper" = released scripts' raw logits
-    batch_size: int = 32  # follow-up sequences per forward pass; results do not depend on it
+    batch_size: int = 32  # a pass holds this many follow-ups of up to 64 tokens; results do not depend on it
     max_length: int | None = None  # token budget per scored sequence; None = the model's context size
     trust_remote_code: bool = False  # run model code from the Hub only when the user asks
 

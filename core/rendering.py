@@ -71,15 +71,16 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
     """Requests for every follow-up, fitting `max_length` tokens by cutting from the left."""
     dropped = 0
     while True:
-        sequences = [_render_pair(tokenizer, conversation, f, mode) for f in followups]
-        longest = max(len(full) for full, _ in sequences)
+        empty = encode_messages(tokenizer, scored_messages(conversation, "", mode))
+        fulls = [encode_messages(tokenizer, scored_messages(conversation, f, mode)) for f in followups]
+        longest = max(len(full) for full in fulls)
         if longest <= max_length or len(conversation.utterances) <= 2 or mode == "feedback":
             break
         conversation = conversation.drop_oldest_exchange()
         dropped += 2
     cut = max(0, longest - max_length)
     requests = []
-    for text, (full, empty) in zip(followups, sequences):
+    for text, full in zip(followups, fulls):
         requests.append(_request(tokenizer, text, full, empty, aggregation, cut))
     warnings = list(conversation.warnings)
     if dropped:
@@ -107,13 +108,6 @@ def encode_messages(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]
     template = None if getattr(tokenizer, "chat_template", None) else PLAIN_TEMPLATE
     text = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
     return list(tokenizer(text, add_special_tokens=template is not None).input_ids)
-
-
-def _render_pair(tokenizer: Any, conversation: Conversation, followup: str,
-                 mode: str) -> tuple[list[int], list[int]]:
-    full = encode_messages(tokenizer, scored_messages(conversation, followup, mode))
-    empty = encode_messages(tokenizer, scored_messages(conversation, "", mode))
-    return full, empty
 
 
 def _request(tokenizer: Any, text: str, full: list[int], empty: list[int], aggregation: str,
