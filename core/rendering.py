@@ -122,7 +122,7 @@ def _request(tokenizer: Any, text: str, full: list[int], empty: list[int], aggre
             )
         ids = full[cut:]
         return Request(tuple(ids), (position - cut,), (paper_ids,))
-    start = _common_prefix(full, empty)
+    start = common_prefix(full, empty)
     end = len(full) - _common_suffix(full[start:], empty[start:])
     if end <= start:
         raise ConversationError(f"follow-up {text!r} renders to no tokens of its own")
@@ -136,7 +136,8 @@ def _request(tokenizer: Any, text: str, full: list[int], empty: list[int], aggre
     return Request(tuple(ids), positions, targets)
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` share."""
     n = 0
     for x, y in zip(a, b):
         if x != y:

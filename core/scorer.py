@@ -34,7 +34,7 @@ from core.errors import ConversationError
 from core.followups import FollowupSet
 from core.models import LoadedModel, load_model
 from core.packing import Pass, PrefixBlock, Segment, in_order, pack_rows, plan_passes, row_width
-from core.rendering import RenderedConversation, Request, render
+from core.rendering import RenderedConversation, Request, common_prefix, render
 from core.results import CategoryScore, ConversationScore
 
 log = logging.getLogger(__name__)
@@ -421,12 +421,7 @@ def _shared_prefix_length(requests: Sequence[Request]) -> int:
     limit = min(min(r.positions) for r in requests) + 1
     length = min(limit, min(len(r.ids) for r in requests))
     for r in requests[1:]:
-        n = 0
-        for a, b in zip(first[:length], r.ids[:length]):
-            if a != b:
-                break
-            n += 1
-        length = n
+        length = common_prefix(first[:length], r.ids[:length])
     if length < 1:
         raise ConversationError("follow-ups share no conversation prefix; nothing to score against")
     return length
