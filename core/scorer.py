@@ -217,8 +217,9 @@ class FLRScorer:
         prefixes = {c: attention.PrefixKV.empty(layers) for c in range(len(groups))}
         last_hidden: dict[int, torch.Tensor] = {}
         budget = self._token_budget()
-        while units:
-            step = plan_passes(units, width, budget)[0]
+        plan = plan_passes(units, width, budget)
+        while plan:
+            step = plan[0]
             try:
                 self._run_pass(step, groups, prefix_lens, prefixes, last_hidden, values)
             except torch.OutOfMemoryError:
@@ -228,8 +229,9 @@ class FLRScorer:
                 self._oom_budget = budget
                 log.warning("out of memory in a packed pass; retrying with %d tokens per pass", budget)
                 _empty_cache(self.loaded.device)
+                plan = plan_passes([u for p in plan for u in p.units], width, budget)
                 continue
-            units = units[len(step.units):]
+            plan = plan[1:]
         if prefix_only:
             reads = [(groups[c][i], last_hidden[c].expand(len(groups[c][i].positions), -1))
                      for c, i in prefix_only]
