@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 
-from core import attention
+from core import allocator, attention
 from core.config import ScoringConfig
 from core.conversation import Conversation
 from core.errors import ConversationError
@@ -81,6 +81,8 @@ class FLRScorer:
         self._shared_prefix = bool(loaded.quirks.get("prefix_attention", True))
         self._checked = not self._shared_prefix
         self._oom_budget: int | None = None  # token budget that survived an out-of-memory retry
+        if getattr(loaded.device, "type", None) == "cpu":
+            allocator.keep_freed_memory()  # no page faults on every pass's activations
         if self._shared_prefix:
             attention.register()
             loaded.model.set_attn_implementation(attention.PREFIX_ATTENTION)
