@@ -71,8 +71,8 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
     """Requests for every follow-up, fitting `max_length` tokens by cutting from the left."""
     dropped = 0
     while True:
-        empty = encode_messages(tokenizer, scored_messages(conversation, "", mode))
-        fulls = [encode_messages(tokenizer, scored_messages(conversation, f, mode)) for f in followups]
+        empty, *fulls = encode_messages(tokenizer, [scored_messages(conversation, f, mode)
+                                                    for f in ["", *followups]])
         longest = max(len(full) for full in fulls)
         if longest <= max_length or len(conversation.utterances) <= 2 or mode == "feedback":
             break
@@ -104,10 +104,13 @@ def scored_messages(conversation: Conversation, followup: str, mode: str) -> lis
     return conversation.messages() + [{"role": USER, "content": followup}]
 
 
-def encode_messages(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+def encode_messages(tokenizer: Any, conversations: list[list[dict[str, str]]]) -> list[list[int]]:
+    """Token ids of each message list rendered with the chat template; tokenized in one call
+    (a fast tokenizer encodes a batch on all cores, under half the time of one call each)."""
     template = None if getattr(tokenizer, "chat_template", None) else PLAIN_TEMPLATE
-    text = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
-    return list(tokenizer(text, add_special_tokens=template is not None).input_ids)
+    texts = [tokenizer.apply_chat_template(m, chat_template=template, tokenize=False)
+             for m in conversations]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=template is not None).input_ids]
 
 
 def _request(tokenizer: Any, text: str, full: list[int], empty: list[int], aggregation: str,
