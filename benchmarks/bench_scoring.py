@@ -15,8 +15,11 @@ utterances, about 110 tokens; and question 105, four utterances, about 520 token
 checks that the scores agree (engine vs loop per-token means; engine x token count vs lm-eval's
 sums), and prints the engine's distance from the compute floor:
 ops = 2 x parameters x (conversation tokens + follow-up tokens), divided by the best matrix-
-multiply throughput measured in this run on shapes of this model. The load average is printed
-because other processes on a small machine change every number.
+multiply throughput measured in this run on shapes of this model. Because other processes on
+a small machine change every number (the load average is printed), the engine's distance from
+the floor is also given pair by pair: after each engine run the throughput is measured again,
+and the median of (run time / floor at that moment) is printed, so a slow phase of the machine
+slows both sides of a pair.
 
     .venv/bin/python benchmarks/bench_scoring.py                     # embedded, CPU, float32
     .venv/bin/python benchmarks/bench_scoring.py --device cuda --dtype bfloat16 --model M
@@ -95,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for name in [n.strip() for n in args.conversations.split(",") if n.strip()]:
         conversation = mt_bench_conversation(args.data, *CONVERSATIONS[name])
-        rows.append(bench_one(name, conversation, scorer, followups, texts, lm, args))
+        rows.append(bench_one(name, conversation, scorer, followups, texts, lm, params, args))
     throughput = max(throughput, matmul_throughput(loaded))
     load_end = os.getloadavg()
 
@@ -103,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"load average at end: {_load(load_end)}\n")
     header = ("| conversation | tokens (conv + follow-ups) | paper loop s/reply | lm-eval s/reply "
               "| engine s/reply | engine vs loop | engine vs lm-eval | compute floor s | "
-              "engine / floor | engine without rendering s (/ floor) |")
+              "engine / floor | engine / floor, pairwise | engine without rendering s (/ floor) |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for row in rows:
@@ -113,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{_fmt(row.get('loop_s'))} | {_fmt(row.get('lm_eval_s'))} | {row['engine_s']:.3f} | "
               f"{_ratio(row.get('loop_s'), row['engine_s'])} | "
               f"{_ratio(row.get('lm_eval_s'), row['engine_s'])} | {floor:.3f} | "
-              f"{row['engine_s'] / floor:.2f} | {row['engine_ids_s']:.3f} "
+              f"{row['engine_s'] / floor:.2f} | {row['engine_floor_pairwise']:.2f} | "
+              f"{row['engine_ids_s']:.3f} "
               f"({row['engine_ids_s'] / floor:.2f}) |")
     print()
     for row in rows:
@@ -130,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def bench_one(name: str, conversation: Conversation, scorer: FLRScorer, followups: Any,
-              texts: list[str], lm: Any, args: argparse.Namespace) -> dict[str, Any]:
+              texts: list[str], lm: Any, params: int, args: argparse.Namespace) -> dict[str, Any]:
     tokenizer = scorer.loaded.tokenizer
     requests = render(tokenizer, conversation, texts, mode="base", aggregation="mean",
                       max_length=scorer.max_length).requests
@@ -143,10 +147,19 @@ def bench_one(name: str, conversation: Conversation, scorer: FLRScorer, followup
                            "followup_tokens": followup_tokens, "agreement": []}
 
     engine_scores = _flat(scorer.score(conversation, followups), texts)  # warm-up + self-check
-    times = _timed(lambda: scorer.score(conversation, followups), args.repeats, scorer.loaded)
+    ops = 2 * params * (prefix + followup_tokens)
+    times, ratios = [], []
+    for _ in range(max(1, args.repeats)):
+        (seconds,) = _timed(lambda: scorer.score(conversation, followups), 1, scorer.loaded)
+        times.append(seconds)
+        ratios.append(seconds / (ops / matmul_throughput(scorer.loaded, repeats=3)))
     row["engine_s"] = statistics.median(times)
     row["engine_all_s"] = times
+    row["engine_floor_pairwise"] = statistics.median(ratios)
+    row["engine_floor_pairwise_all"] = ratios
     print(f"  engine: median {row['engine_s']:.3f} s of {[round(t, 3) for t in times]}")
+    print(f"  engine / floor measured right after each run: median {row['engine_floor_pairwise']:.2f} "
+          f"of {[round(r, 2) for r in ratios]}")
     times = _timed(lambda: scorer.score_requests(requests), args.repeats, scorer.loaded)
     row["engine_ids_s"] = statistics.median(times)
     print(f"  engine on the same token ids as the baselines (no rendering): median "
