@@ -6,8 +6,9 @@ that single copy. For every query, attention over prefix ∪ own-suffix keys is 
 softmaxes (over the prefix, over the suffix's own causal part) whose outputs are merged with
 their log-sum-exp weights. This is exact, not an approximation.
 
-Suffixes are packed: a batch row holds several short follow-ups back to back (`PackedBatch.
-own_mask` keeps them apart), so no compute is spent on padding, and rows of
+Suffixes are packed: a batch row holds several short follow-ups (or pieces of their token trie,
+`core.trie`) back to back (`PackedBatch.own_mask` lets a token see only its ancestors), so no
+compute is spent on padding, and rows of
 several conversations can share one forward pass (`PackedBatch.row_prefix` says which prefix a
 row attends to). The prefix part is one matrix multiply per key/value head for all queries of a
 conversation's rows at once (every query head of a group and every token are stacked as rows),
@@ -60,7 +61,7 @@ class PackedBatch:
 
     `prefixes[c]` is a conversation's prefix; `row_prefix` lists, for consecutive ranges of
     suffix rows, (prefix index, first row, end row). `own_mask` [rows, width, width] is 0 where
-    a token may see another token of its row (causal, same follow-up) and -inf elsewhere.
+    a token may see another token of its row (itself and its ancestors) and -inf elsewhere.
     `fresh` lists prefixes computed in this pass: (prefix index, first row, rows, length), their
     tokens laid out back to back over those rows; they attend causally among themselves and
     their keys/values are stored into `prefixes[index]` for the suffix rows (of this pass and
@@ -73,13 +74,22 @@ class PackedBatch:
     fresh: tuple[tuple[int, int, int, int], ...] = ()
 
     @staticmethod
-    def mask_from_segments(segments: torch.Tensor) -> torch.Tensor:
-        """The additive own-attention mask for rows whose tokens carry segment numbers [R, W]
-        (pads carry their own number, so they see only pads)."""
-        width = segments.shape[-1]
-        causal = torch.ones(width, width, dtype=torch.bool, device=segments.device).tril()
-        visible = causal & (segments.unsqueeze(-1) == segments.unsqueeze(-2))
-        mask = torch.zeros(visible.shape, dtype=torch.float32, device=segments.device)
+    def mask_from_parents(parents: torch.Tensor) -> torch.Tensor:
+        """The additive own-attention mask for rows whose slots name their parent slot [R, W]
+        (-1: none in the row, the slot hangs off the prefix; pads too): a slot sees itself and
+        its chain of ancestors, as a token of a sequence sees the tokens before it."""
+        rows, width = parents.shape
+        visible = torch.eye(width, dtype=torch.bool, device=parents.device).repeat(rows, 1, 1)
+        row = torch.arange(rows, device=parents.device).unsqueeze(-1).expand(rows, width)
+        slot = torch.arange(width, device=parents.device).expand(rows, width)
+        ancestor = parents
+        while True:
+            has = ancestor >= 0
+            if not bool(has.any()):
+                break
+            visible[row[has], slot[has], ancestor[has]] = True
+            ancestor = torch.where(has, parents.gather(1, ancestor.clamp(min=0)), -1)
+        mask = torch.zeros(visible.shape, dtype=torch.float32, device=parents.device)
         return mask.masked_fill_(~visible, float("-inf"))
 
 
@@ -90,7 +100,7 @@ def prefix_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
 
     query: [R, H, W, D]; key/value: [R, Hkv, W, D]. Returns [R, W, H, D] like transformers'
     attention functions. The mask transformers built is ignored: `PackedBatch.own_mask` says
-    who sees whom inside a row, and a real token never sees a pad or another follow-up.
+    who sees whom inside a row, and a real token never sees a pad or a token off its own path.
 
     One softmax per query over [prefix scores | own scores] (concatenated), so no merging step:
     the prefix keys are shared by all rows of a conversation and read once per chunk.

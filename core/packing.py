@@ -2,9 +2,9 @@
 
 Follow-ups are short and of uneven length (4 to 15 tokens for the default set), so padding every
 sequence to the longest of its batch wastes a third of the compute. Instead each batch row holds
-several suffixes back to back (first-fit decreasing); the attention function keeps them apart
-with a segment mask (`core.attention.PackedBatch`). Rows never mix conversations, so each row
-attends to exactly one prefix. A conversation's prefix goes into the same pass as its first
+several segments (pieces of the follow-ups' token trie, `core.trie`) back to back (first-fit
+decreasing); the attention function keeps them apart with a mask (`core.attention.PackedBatch`).
+Rows never mix conversations, so each row attends to exactly one prefix. A conversation's prefix goes into the same pass as its first
 suffix rows (`PrefixBlock`: its tokens fill whole rows), so the prefix costs no pass of its own.
 A pass takes as many rows as its token budget allows.
 
@@ -15,7 +15,7 @@ depend on it beyond floating-point rounding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 MIN_ROW_WIDTH = 32  # rows at least this wide, so that short follow-ups share a row
 MAX_ROW_WIDTH = 128  # widths tried up to this (unless a follow-up is longer)
@@ -24,7 +24,7 @@ _WIDTH_STEP = 8
 
 @dataclass(frozen=True)
 class Segment:
-    """One follow-up suffix: `key` identifies it, `group` is its conversation."""
+    """One stretch of a row (a trie piece): `key` identifies it, `group` is its conversation."""
 
     group: int
     key: int
@@ -84,17 +84,19 @@ class Pass:
         return tuple(ranges)
 
 
-def row_width(segments: Sequence[Segment], prefix_lengths: Sequence[int] = ()) -> int:
+def row_width(segments_for: Callable[[int], Sequence[Segment]], longest: int,
+              prefix_lengths: Sequence[int] = ()) -> int:
     """The row width that wastes the fewest token slots on padding, over the suffix rows
     (first-fit decreasing) and the prefix blocks' last rows; the narrowest among equals.
-    Never narrower than the longest segment."""
-    longest = max([1] + [s.length for s in segments])
+    `segments_for(width)` gives the segments to pack at that width (trie pieces are cut to fit
+    it); never narrower than `longest`, the longest piece that cannot be cut."""
     low = max(MIN_ROW_WIDTH, longest)
     candidates = [low] + [w for w in range(_WIDTH_STEP * -(-low // _WIDTH_STEP), MAX_ROW_WIDTH + 1,
                                            _WIDTH_STEP) if w > low]
     best, best_slots = low, None
     for width in candidates:
-        slots = width * (len(pack_rows(segments, width)) + sum(-(-p // width) for p in prefix_lengths))
+        rows = len(pack_rows(segments_for(width), width))
+        slots = width * (rows + sum(-(-p // width) for p in prefix_lengths))
         if best_slots is None or slots < best_slots:
             best, best_slots = width, slots
     return best

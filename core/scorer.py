@@ -35,6 +35,7 @@ from core.followups import FollowupSet
 from core.models import LoadedModel, load_model
 from core.packing import Pass, PrefixBlock, Segment, in_order, pack_rows, plan_passes, row_width
 from core.rendering import RenderedConversation, Request, common_prefix, render
+from core.trie import ROOT, Piece, SuffixTrie
 from core.results import CategoryScore, ConversationScore
 
 log = logging.getLogger(__name__)
@@ -199,31 +200,34 @@ class FLRScorer:
     @torch.inference_mode()
     def _score_packed(self, groups: Sequence[Sequence[Request]]) -> list[list[float]]:
         """Scores of the requests of several conversations (one prefix each) in packed passes:
-        each prefix is computed once, in the pass that holds its first suffix rows, and every
-        suffix row attends to its own conversation's prefix."""
-        values: list[list[float]] = [[0.0] * len(g) for g in groups]
+        each prefix is computed once, in the pass that holds its first suffix rows, every
+        suffix row attends to its own conversation's prefix, and the follow-ups' suffixes go
+        in as a token trie (`core.trie`), so a token several follow-ups share is computed and
+        read out once."""
         prefix_lens = [_shared_prefix_length(g) if g else 0 for g in groups]
-        segments: list[Segment] = []
-        prefix_only: list[tuple[int, int]] = []
-        for c, (g, length) in enumerate(zip(groups, prefix_lens)):
-            for i, request in enumerate(g):
-                size = request.needed_length - length
-                if size:
-                    segments.append(Segment(c, i, size))
-                else:  # read only at the prefix's last position (paper aggregation)
-                    prefix_only.append((c, i))
-        width = row_width(segments, [length for length in prefix_lens if length])
+        prefix_ids = [g[0].ids[:length] if g else () for g, length in zip(groups, prefix_lens)]
+        tries = [SuffixTrie([r.ids[length:r.needed_length] for r in g])
+                 for g, length in zip(groups, prefix_lens)]
+        wanted = [_targets_by_node(g, length, trie) for g, length, trie in zip(groups, prefix_lens, tries)]
+
+        def segments(width: int) -> list[Segment]:
+            return [Segment(c, k, len(piece)) for c, trie in enumerate(tries)
+                    for k, piece in enumerate(trie.units(width))]
+
+        longest = max([1] + [len(path) for trie in tries for path in trie.paths])
+        width = row_width(segments, longest, [length for length in prefix_lens if length])
+        pieces = [trie.units(width) for trie in tries]
         blocks = [PrefixBlock(c, length) for c, length in enumerate(prefix_lens) if length]
-        units = in_order(blocks, pack_rows(segments, width))
+        units = in_order(blocks, pack_rows(segments(width), width))
         layers = self.loaded.model.config.num_hidden_layers
         prefixes = {c: attention.PrefixKV.empty(layers) for c in range(len(groups))}
-        last_hidden: dict[int, torch.Tensor] = {}
+        read: list[dict[tuple[int, int], float]] = [{} for _ in groups]  # (node, target) -> value
         budget = self._token_budget()
         plan = plan_passes(units, width, budget)
         while plan:
             step = plan[0]
             try:
-                self._run_pass(step, groups, prefix_lens, prefixes, last_hidden, values)
+                self._run_pass(step, prefix_ids, pieces, wanted, prefixes, read)
             except torch.OutOfMemoryError:
                 if len(step.units) == 1:
                     raise
@@ -234,80 +238,87 @@ class FLRScorer:
                 plan = plan_passes([u for p in plan for u in p.units], width, budget)
                 continue
             plan = plan[1:]
-        if prefix_only:
-            reads = [(groups[c][i], last_hidden[c].expand(len(groups[c][i].positions), -1))
-                     for c, i in prefix_only]
-            for (c, i), v in zip(prefix_only, self._read_scores(reads)):
-                values[c][i] = v
-        return values
+        return [[self._aggregate_read(request, (ROOT,) + trie.paths[i], length, values)
+                 for i, request in enumerate(g)]
+                for g, length, trie, values in zip(groups, prefix_lens, tries, read)]
 
-    def _run_pass(self, step: Pass, groups: Sequence[Sequence[Request]], prefix_lens: list[int],
-                  prefixes: dict[int, attention.PrefixKV], last_hidden: dict[int, torch.Tensor],
-                  values: list[list[float]]) -> None:
-        """One packed forward pass: prefix blocks, then suffix rows; writes the scores of the
-        requests whose suffixes it holds and the last hidden state of the prefixes it computes."""
+    def _aggregate_read(self, request: Request, nodes: tuple[int, ...], prefix_len: int,
+                        read: dict[tuple[int, int], float]) -> float:
+        """A request's score from the values read at its trie nodes (position p of the request
+        is node p - prefix_len + 1 of its path; the path starts at the conversation's end)."""
+        total = 0.0
+        for position, targets in zip(request.positions, request.targets):
+            node = nodes[position - prefix_len + 1]
+            total += sum(read[(node, t)] for t in targets)
+        if self.config.aggregation == "paper":
+            return total / len(request.targets[0])
+        return total if self.config.aggregation == "sum" else total / len(request.targets)
+
+    def _run_pass(self, step: Pass, prefix_ids: list[tuple[int, ...]], pieces: list[list[Piece]],
+                  wanted: list[dict[int, tuple[int, ...]]], prefixes: dict[int, attention.PrefixKV],
+                  read: list[dict[tuple[int, int], float]]) -> None:
+        """One packed forward pass: prefix blocks, then suffix rows of trie pieces; reads the
+        values wanted at every node (and conversation end) it computes for the first time."""
         device = self.loaded.device
         width = step.width
+        prefix_lens = [len(p) for p in prefix_ids]
         n_rows = step.prefix_rows + len(step.rows)
         ids = torch.full((n_rows, width), _pad_id(self.loaded.tokenizer), dtype=torch.long)
         positions = torch.zeros((n_rows, width), dtype=torch.long)
-        seg_ids = torch.full((n_rows, width), -1, dtype=torch.long)  # pads: one segment
+        parents = torch.full((n_rows, width), -1, dtype=torch.long)  # -1: the prefix only
         fresh: list[tuple[int, int, int, int]] = []  # (group, first row, rows, length)
+        found: dict[tuple[int, int], int] = {}  # (group, node) -> flat index in this pass
         row = 0
         for block in step.prefixes:
             count = block.rows(width)
-            request = groups[block.group][0]
-            ids[row:row + count].view(-1)[:block.length] = torch.tensor(request.ids[:block.length])
+            ids[row:row + count].view(-1)[:block.length] = torch.tensor(prefix_ids[block.group])
             positions[row:row + count].view(-1)[:block.length] = torch.arange(block.length)
             fresh.append((block.group, row, count, block.length))
+            found[(block.group, ROOT)] = row * width + block.length - 1
             row += count
-        placed: list[tuple[int, int, int]] = []  # (group, request, flat index of its first token)
         for r, suffix_row in enumerate(step.rows, start=row):
-            length = prefix_lens[suffix_row.group]
+            g = suffix_row.group
+            length = prefix_lens[g]
             positions[r] = length
-            for s, (segment, offset) in enumerate(suffix_row.segments):
-                request = groups[suffix_row.group][segment.key]
-                end = offset + segment.length
-                ids[r, offset:end] = torch.tensor(request.ids[length:request.needed_length])
-                positions[r, offset:end] = torch.arange(length, length + segment.length)
-                seg_ids[r, offset:end] = s
-                placed.append((suffix_row.group, segment.key, r * width + offset))
+            for segment, offset in suffix_row.segments:
+                piece = pieces[g][segment.key]
+                end = offset + len(piece)
+                ids[r, offset:end] = torch.tensor(piece.tokens)
+                positions[r, offset:end] = length + torch.tensor(piece.depths)
+                parents[r, offset:end] = torch.tensor([p if p == ROOT else offset + p for p in piece.parents])
+                for k, node in enumerate(piece.nodes):
+                    found.setdefault((g, node), r * width + offset + k)
         used = sorted({g for g, _, _ in step.row_ranges} | {g for g, _, _, _ in fresh})
         local = {g: k for k, g in enumerate(used)}
         batch = attention.PackedBatch(
             prefixes=tuple(prefixes[g] for g in used),
             row_prefix=tuple((local[g], a, b) for g, a, b in step.row_ranges),
-            own_mask=attention.PackedBatch.mask_from_segments(seg_ids.to(device)),
+            own_mask=attention.PackedBatch.mask_from_parents(parents.to(device)),
             fresh=tuple((local[g], first, count, length) for g, first, count, length in fresh),
         )
         hidden = self.loaded.model.get_decoder()(
             input_ids=ids.to(device), position_ids=positions.to(device), use_cache=False,
             flr_prefix=batch,
         ).last_hidden_state.reshape(n_rows * width, -1)
-        for g, first, _, length in fresh:
-            last_hidden[g] = hidden[first * width + length - 1].clone()
-        if not placed:
+
+        pairs: list[tuple[int, int, int, int]] = []  # (group, node, flat index, target)
+        for (g, node), index in found.items():
+            targets = wanted[g].get(node, ())  # paper aggregation reads one node per path
+            if targets and (node, targets[0]) not in read[g]:
+                pairs.extend((g, node, index, target) for target in targets)
+        if not pairs:
             return
+        flat = sorted({index for _, _, index, _ in pairs})
+        row_of = {index: k for k, index in enumerate(flat)}
+        values = self._target_values(hidden.index_select(0, torch.tensor(flat, device=device)),
+                                     [row_of[index] for _, _, index, _ in pairs],
+                                     [target for _, _, _, target in pairs])
+        for (g, node, _, target), value in zip(pairs, values):
+            read[g][(node, target)] = value
 
-        # Hidden rows read by each request: the prefix's last position, then suffix tokens.
-        extra = torch.stack([last_hidden[g] for g in used])
-        source = torch.cat([hidden, extra])
-        index: list[int] = []
-        for g, i, first in placed:
-            length = prefix_lens[g]
-            for p in groups[g][i].positions:
-                index.append(n_rows * width + local[g] if p == length - 1 else first + p - length)
-        rows = source.index_select(0, torch.tensor(index, device=device))
-        reads, offset = [], 0
-        for g, i, _ in placed:
-            n = len(groups[g][i].positions)
-            reads.append((groups[g][i], rows[offset:offset + n]))
-            offset += n
-        for (g, i, _), v in zip(placed, self._read_scores(reads)):
-            values[g][i] = v
-
-    def _read_scores(self, reads: Sequence[tuple[Request, Any]]) -> list[float]:
-        """Aggregated scores from each request's hidden rows (one per position, in order).
+    def _target_values(self, hidden: torch.Tensor, rows: Sequence[int], targets: Sequence[int]) -> list[float]:
+        """For each (row, target) pair: log p(target | row's hidden state), or with the paper's
+        aggregation the raw logit of the target.
 
         The output head runs over row chunks and vocabulary blocks (`_VOCAB_BLOCK`, per device
         type; a block the CPU cache holds is a third faster there than whole-vocabulary rows),
@@ -316,21 +327,9 @@ class FLRScorer:
         """
         paper = self.config.aggregation == "paper"
         device = self.loaded.device
-        hidden = torch.cat([h for _, h in reads])
-        row_of, target_of, owner_of = [], [], []
-        divisor = []
-        row = 0
-        for k, (request, _) in enumerate(reads):
-            for targets in request.targets:
-                row_of.extend([row] * len(targets))
-                target_of.extend(targets)
-                owner_of.extend([k] * len(targets))
-                row += 1
-            divisor.append(len(request.targets[0]) if paper else
-                           1 if self.config.aggregation == "sum" else len(request.targets))
-        rows_t = torch.tensor(row_of, device=device)
-        targets_t = torch.tensor(target_of, device=device)
-        picked = torch.empty(len(row_of), dtype=torch.float32, device=device)
+        rows_t = torch.tensor(rows, device=device)
+        targets_t = torch.tensor(targets, device=device)
+        picked = torch.empty(len(rows), dtype=torch.float32, device=device)
         lse = torch.empty(hidden.shape[0], dtype=torch.float32, device=device)
         head = self.loaded.model.get_output_embeddings()
         vocab = head.weight.shape[0]
@@ -357,10 +356,7 @@ class FLRScorer:
             lse[start:end] = total.log_().add_(top)
         if not paper:
             picked -= lse[rows_t]
-        totals = torch.zeros(len(reads), dtype=torch.float64, device=device)
-        totals.index_add_(0, torch.tensor(owner_of, device=device), picked.double())
-        totals /= torch.tensor(divisor, dtype=torch.float64, device=device)
-        return totals.tolist()
+        return picked.tolist()
 
     def _token_budget(self) -> int:
         """Suffix tokens per pass: the batch size in follow-ups of `TOKENS_PER_SEQUENCE` tokens,
@@ -429,6 +425,17 @@ def _shared_prefix_length(requests: Sequence[Request]) -> int:
     if length < 1:
         raise ConversationError("follow-ups share no conversation prefix; nothing to score against")
     return length
+
+
+def _targets_by_node(requests: Sequence[Request], prefix_len: int,
+                     trie: SuffixTrie) -> dict[int, tuple[int, ...]]:
+    """Which target ids are read at each trie node (ROOT: the conversation's last token)."""
+    wanted: dict[int, dict[int, None]] = {}
+    for request, path in zip(requests, trie.paths):
+        nodes = (ROOT,) + path
+        for position, targets in zip(request.positions, request.targets):
+            wanted.setdefault(nodes[position - prefix_len + 1], {}).update(dict.fromkeys(targets))
+    return {node: tuple(targets) for node, targets in wanted.items()}
 
 
 def _pad_id(tokenizer: Any) -> int:

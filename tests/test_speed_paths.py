@@ -70,21 +70,22 @@ def test_first_fit_decreasing_fills_rows_without_mixing_conversations():
 
 
 def test_row_width_grows_for_long_segments_and_rejects_what_cannot_fit():
-    assert row_width([Segment(0, 0, 3)]) == packing.MIN_ROW_WIDTH
-    assert row_width([Segment(0, 0, 3), Segment(0, 1, 200)]) == 200
+    assert row_width(lambda width: [Segment(0, 0, 3)], 3) == packing.MIN_ROW_WIDTH
+    assert row_width(lambda width: [Segment(0, 0, 3), Segment(0, 1, 200)], 200) == 200
     with pytest.raises(ValueError):
         pack_rows([Segment(0, 0, 9)], width=8)
 
 
-def test_own_mask_keeps_followups_and_pads_apart():
-    segments = torch.tensor([[0, 0, 1, 1, 1, -1]])
-    visible = attention.PackedBatch.mask_from_segments(segments)[0] == 0
+def test_own_mask_lets_a_slot_see_itself_and_its_ancestors_only():
+    # slots: a, a>b, a>b>c, a>d (a second branch), e (another first token), pad
+    parents = torch.tensor([[-1, 0, 1, 0, -1, -1]])
+    visible = attention.PackedBatch.mask_from_parents(parents)[0] == 0
     expected = torch.tensor([
         [1, 0, 0, 0, 0, 0],
         [1, 1, 0, 0, 0, 0],
-        [0, 0, 1, 0, 0, 0],
-        [0, 0, 1, 1, 0, 0],
-        [0, 0, 1, 1, 1, 0],
+        [1, 1, 1, 0, 0, 0],
+        [1, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 1, 0],
         [0, 0, 0, 0, 0, 1],
     ], dtype=torch.bool)
     assert torch.equal(visible, expected)
@@ -219,3 +220,43 @@ def test_vocabulary_blocks_of_the_output_head_equal_the_reference(tiny_model_dir
     scorer = make_scorer(tiny_model_dir, aggregation=aggregation, batch_size=2)
     for conversation, result in zip(CONVERSATIONS, scorer.score_many(CONVERSATIONS, FOLLOWUPS)):
         assert flat(result) == pytest.approx(reference_scores(scorer, conversation), abs=1e-4)
+
+
+# -- follow-ups that share leading tokens (the token trie) ---------------------------------------
+
+SHARED = followups_from_mapping({
+    "relevance": {"positive": ["That's exactly what I asked.", "That's exactly what I asked about, thanks.",
+                               "That's right.", "Thanks!"],
+                  "negative": ["That's not what I asked.", "That's not it.", "No.", "No. That's wrong."]},
+})
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "sum", "paper"])
+@pytest.mark.parametrize("narrow", [False, True])
+def test_followups_sharing_leading_tokens_equal_the_reference(tiny_model_dir, monkeypatch, aggregation,
+                                                               narrow):
+    if narrow:  # rows as narrow as the longest follow-up: big subtrees are split, paths copied
+        monkeypatch.setattr(packing, "MIN_ROW_WIDTH", 1)
+        monkeypatch.setattr(packing, "MAX_ROW_WIDTH", 1)
+    scorer = make_scorer(tiny_model_dir, aggregation=aggregation, batch_size=1)
+    scorer.score(CONVERSATIONS[0], SHARED)  # self-check done
+    passes = []
+    original = scorer._run_pass
+    monkeypatch.setattr(scorer, "_run_pass", lambda step, *a: passes.append((step, a[1])) or original(step, *a))
+    texts = list(dict.fromkeys(SHARED.utterances()))
+    suffix_tokens = 0
+    for conversation, result in zip(CONVERSATIONS, scorer.score_many(CONVERSATIONS, SHARED)):
+        requests = render(scorer.loaded.tokenizer, conversation, texts, mode="base",
+                          aggregation=aggregation, max_length=scorer.max_length).requests
+        values = dict(zip(texts, scorer.score_reference(requests)))
+        assert flat(result) == pytest.approx([values[t] for t in SHARED.utterances()], abs=1e-4)
+        prefix = scorer_module._shared_prefix_length(requests)
+        suffix_tokens += sum(r.needed_length - prefix for r in requests)
+
+    slots = [(row.group, node) for step, pieces in passes for row in step.rows
+             for segment, _ in row.segments for node in pieces[row.group][segment.key].nodes]
+    assert len(set(slots)) < suffix_tokens  # shared leading tokens are computed once
+    if narrow:
+        assert len(slots) > len(set(slots))  # split subtrees carry copies of their path
+    else:
+        assert len(slots) == len(set(slots))
