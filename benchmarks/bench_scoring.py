@@ -19,7 +19,9 @@ multiply throughput measured in this run on shapes of this model. Because other 
 a small machine change every number (the load average is printed), the engine's distance from
 the floor is also given pair by pair: after each engine run the throughput is measured again,
 and the median of (run time / floor at that moment) is printed, so a slow phase of the machine
-slows both sides of a pair.
+slows both sides of a pair. The floor counts every conversation and follow-up token through the
+whole model; the engine does less (no output head on conversation tokens, shared follow-up
+tokens once), so it also prints its own linear-layer arithmetic and the throughput it ran at.
 
     .venv/bin/python benchmarks/bench_scoring.py                     # embedded, CPU, float32
     .venv/bin/python benchmarks/bench_scoring.py --device cuda --dtype bfloat16 --model M
@@ -51,6 +53,7 @@ from core.followups import default_followups  # noqa: E402
 from core.models import LoadedModel, load_model, resolve_device, resolve_dtype  # noqa: E402
 from core.rendering import Request, render  # noqa: E402
 from core.scorer import FLRScorer  # noqa: E402
+from core.trie import SuffixTrie  # noqa: E402
 
 MT_BENCH = ROOT.parent / "shared" / "data" / "mt_bench_questions"
 CONVERSATIONS = {"2-turn": (106, 2), "long": (105, 4)}  # MT-Bench question id, utterances
@@ -121,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({row['engine_ids_s'] / floor:.2f}) |")
     print()
     for row in rows:
+        row["engine_flops"] = row["engine_ops"] / row["engine_s"]
+        print(f"{row['name']}: the engine's own linear-layer arithmetic ({row['engine_ops'] / 1e9:.0f} GFLOP) "
+              f"ran at {row['engine_flops'] / 1e9:.0f} GFLOP/s, {row['engine_flops'] / throughput:.0%} of "
+              "the best measured matrix-multiply throughput")
+    for row in rows:
         for line in row["agreement"]:
             print(f"{row['name']}: {line}")
     if args.json:
@@ -145,9 +153,14 @@ def bench_one(name: str, conversation: Conversation, scorer: FLRScorer, followup
           "in 120 separate sequences")
     row: dict[str, Any] = {"name": name, "conversation_tokens": prefix,
                            "followup_tokens": followup_tokens, "agreement": []}
+    row["engine_ops"], distinct = engine_arithmetic(scorer, requests, prefix)
+    ops = 2 * params * (prefix + followup_tokens)
+    print(f"  the engine's own arithmetic: {distinct} distinct follow-up token prefixes (token trie) "
+          f"instead of {followup_tokens - len(requests)} suffix tokens, {distinct + 1} output-head "
+          f"rows instead of {followup_tokens}: {row['engine_ops'] / 1e9:.0f} GFLOP in the linear "
+          f"layers, {row['engine_ops'] / ops:.0%} of the floor's {ops / 1e9:.0f}")
 
     engine_scores = _flat(scorer.score(conversation, followups), texts)  # warm-up + self-check
-    ops = 2 * params * (prefix + followup_tokens)
     times, ratios = [], []
     for _ in range(max(1, args.repeats)):
         (seconds,) = _timed(lambda: scorer.score(conversation, followups), 1, scorer.loaded)
@@ -198,6 +211,19 @@ def bench_one(name: str, conversation: Conversation, scorer: FLRScorer, followup
         print(f"  lm-eval: {row['lm_eval_s']:.2f} s")
     row["agree"] = agree
     return row
+
+
+def engine_arithmetic(scorer: FLRScorer, requests: Sequence[Request], prefix: int) -> tuple[int, int]:
+    """Matrix-multiply FLOPs of the linear layers the engine runs for one reply (attention
+    excluded, as in the floor): the conversation and each distinct follow-up token prefix once
+    through the body, one output-head row per distinct hidden state. Also returns the number
+    of distinct prefixes."""
+    model = scorer.loaded.model
+    head = model.get_output_embeddings().weight
+    embed = model.get_input_embeddings().weight
+    body = model.num_parameters() - embed.numel() - (0 if head is embed else head.numel())
+    distinct = len(SuffixTrie([r.ids[prefix:r.needed_length] for r in requests]))
+    return 2 * body * (prefix + distinct) + 2 * head.numel() * (distinct + 1), distinct
 
 
 def mt_bench_conversation(folder: Path, question_id: int, utterances: int) -> Conversation:
