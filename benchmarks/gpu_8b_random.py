@@ -11,12 +11,16 @@ forward pass each.
 
     .venv/bin/python benchmarks/gpu_8b_random.py --device cuda --context 4000
 
+`--shape '{"hidden_size": 256, ...}'` overrides fields of the Llama config (a small shape runs
+the whole script on a CPU in seconds, which is how it is tested without a GPU).
+
 Random weights make the scores meaningless but the arithmetic identical to a trained model's.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -27,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_scoring import MT_BENCH, _by_id  # noqa: E402
+from benchmarks.bench_scoring import MT_BENCH, _by_id, engine_arithmetic  # noqa: E402
 from core.config import ScoringConfig  # noqa: E402
 from core.conversation import from_utterances  # noqa: E402
 from core.followups import default_followups  # noqa: E402
@@ -38,7 +42,7 @@ from core.scorer import FLRScorer  # noqa: E402
 NOMINAL_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}  # dense
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", default="bfloat16")
@@ -47,19 +51,22 @@ def main() -> int:
                         help="engine batch size (x64 tokens per pass; capped by free memory)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layers", type=int, default=32, help="fewer for a quick try")
-    args = parser.parse_args()
+    parser.add_argument("--shape", type=json.loads, default={},
+                        help="JSON object of LlamaConfig fields that replace the 8B shape's")
+    args = parser.parse_args(argv)
 
     from transformers import LlamaConfig, LlamaForCausalLM
 
     device = resolve_device(args.device)
     dtype = getattr(torch, args.dtype)
     tokenizer = load_model(ScoringConfig(device="cpu", dtype="float32")).tokenizer
-    config = LlamaConfig(
+    shape = dict(
         vocab_size=128256, hidden_size=4096, intermediate_size=14336,
         num_hidden_layers=args.layers, num_attention_heads=32, num_key_value_heads=8,
         head_dim=128, max_position_embeddings=max(8192, 2 * args.context),
         rope_theta=500000.0, tie_word_embeddings=False,
     )
+    config = LlamaConfig(**{**shape, **args.shape})
     start = time.perf_counter()
     torch.manual_seed(0)
     with torch.device(device):
@@ -100,14 +107,18 @@ def main() -> int:
     seconds = statistics.median(times)
     peak_memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     achieved = 2 * params * (prefix + followup_tokens) / seconds
+    own_ops, distinct = engine_arithmetic(scorer, requests, prefix)
     measured_peak = matmul_peak(device, dtype)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     nominal = next((v for k, v in NOMINAL_BF16_TFLOPS.items() if k in name), None)
     print(f"engine: median {seconds:.3f} s per reply of {[round(t, 3) for t in times]}")
     print(f"follow-up tokens per second: {followup_tokens / seconds:,.0f}")
-    print(f"achieved: {achieved / 1e12:.1f} TFLOP/s = {achieved / measured_peak:.0%} of the "
-          f"{measured_peak / 1e12:.0f} TFLOP/s measured bf16 matmul peak"
-          + (f", {achieved / (nominal * 1e12):.0%} of the nominal {nominal:.0f}" if nominal else ""))
+    for label, flops in (("floor arithmetic (2 x parameters x all tokens)", achieved),
+                         (f"engine's own linear-layer arithmetic ({distinct} distinct follow-up "
+                          "token prefixes)", own_ops / seconds)):
+        print(f"achieved, {label}: {flops / 1e12:.2f} TFLOP/s = {flops / measured_peak:.0%} of the "
+              f"{measured_peak / 1e12:.1f} TFLOP/s measured {args.dtype} matmul peak"
+              + (f", {flops / (nominal * 1e12):.0%} of the nominal {nominal:.0f}" if nominal else ""))
     if peak_memory is not None:
         print(f"peak GPU memory allocated: {peak_memory:.1f} GiB")
     return 0
