@@ -10,14 +10,17 @@ follow-up, full logits); the fast path is tested against it and, on first use wi
 checked against it once at run time: an architecture that the shared-prefix path does not
 reproduce exactly (e.g. unusual logit scaling) falls back to per-sequence passes with a warning.
 
-Speed (see README "Speed"): the follow-up suffixes are packed several to a batch row without
-padding (`core.packing`), follow-ups of several conversations share forward passes in
-`score_many`, a pass holds `batch_size x TOKENS_PER_SEQUENCE` suffix tokens (on CUDA also capped
-by free memory, halved and retried on out-of-memory), logits are computed only for the rows that
-are read, in chunks, and log-probabilities are gathered for all rows at once.
+Speed (see README "Speed"): the follow-up suffixes go in as a token trie (`core.trie`), so
+leading tokens that several follow-ups share are computed and read out once; its pieces are
+packed several to a batch row without padding (`core.packing`), follow-ups of several
+conversations share forward passes in `score_many`, a pass holds `batch_size x
+TOKENS_PER_SEQUENCE` suffix tokens (on CUDA also capped by free memory, halved and retried on
+out-of-memory), logits are computed only for the distinct hidden states that are read, in
+chunks, and log-probabilities are gathered for all of them at once.
 
 Results do not depend on batch size, packing or padding side: the engine lays out the suffixes
-itself and a real token never attends to another follow-up's token or a pad.
+itself and a real token attends only to the conversation and its own predecessors, never to
+another follow-up's token or a pad.
 """
 
 from __future__ import annotations
