@@ -11,14 +11,16 @@ every follow-up through it.
 `SuffixTrie.units(width)` cuts the trie into pieces that fit a batch row of `width` slots: a
 subtree that fits goes whole; a larger one is split among its children, and each piece carries
 its own copy of the path from the conversation to it, so every node's ancestors are in its
-row. Children too small to go alone share a piece (first-fit decreasing) and so share one copy
-of that path. Pure Python; `core.packing` then packs the pieces into rows.
+row. Children too small to go alone share a piece (`core.packing`'s first-fit decreasing) and
+so share one copy of that path. Pure Python; `core.packing` then packs the pieces into rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterator, Sequence
+
+from core.packing import Segment, pack_rows
 
 ROOT = -1  # the conversation's last token: the parent of every first suffix token
 
@@ -65,6 +67,7 @@ class SuffixTrie:
                 node = child
                 path.append(node)
             self.paths.append(tuple(path))
+        self.deepest = max((len(p) for p in self.paths), default=0)  # the longest suffix
         self.size = [1] * len(self.token)  # nodes in each subtree (children come after parents)
         for node in range(len(self.token) - 1, -1, -1):
             if self.parent[node] != ROOT:
@@ -76,9 +79,8 @@ class SuffixTrie:
     def units(self, width: int) -> list[Piece]:
         """Pieces of at most `width` slots that together hold every node, each with its
         ancestors. `width` must be at least the deepest path."""
-        deepest = max((len(p) for p in self.paths), default=0)
-        if deepest > width:
-            raise ValueError(f"a follow-up of {deepest} tokens cannot go in a row of {width}")
+        if self.deepest > width:
+            raise ValueError(f"a follow-up of {self.deepest} tokens cannot go in a row of {width}")
         pieces: list[Piece] = []
         for child in self.children[ROOT]:  # first tokens: whole subtrees pack into rows later
             pieces.extend(self._split(child, (), width))
@@ -95,19 +97,9 @@ class SuffixTrie:
                 yield from self._split(child, inner, width)
             else:
                 small.append(child)
-        bins: list[list[int]] = []
-        room: list[int] = []
-        for child in sorted(small, key=lambda c: (-self.size[c], c)):
-            for b, free in enumerate(room):
-                if free >= self.size[child]:
-                    bins[b].append(child)
-                    room[b] = free - self.size[child]
-                    break
-            else:
-                bins.append([child])
-                room.append(width - len(inner) - self.size[child])
-        for b in bins:
-            yield self._layout(inner, b)
+        # The small children share pieces (first-fit decreasing into the room the path leaves).
+        for row in pack_rows([Segment(0, child, self.size[child]) for child in small], width - len(inner)):
+            yield self._layout(inner, [segment.key for segment, _ in row.segments])
 
     def _layout(self, path: tuple[int, ...], roots: Sequence[int]) -> Piece:
         """The path (each node's parent the slot before it), then each subtree depth first."""
