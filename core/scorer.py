@@ -213,15 +213,15 @@ class FLRScorer:
                  for g, length in zip(groups, prefix_lens)]
         wanted = [_targets_by_node(g, length, trie) for g, length, trie in zip(groups, prefix_lens, tries)]
 
-        def segments(width: int) -> list[Segment]:
-            return [Segment(c, k, len(piece)) for c, trie in enumerate(tries)
-                    for k, piece in enumerate(trie.units(width))]
+        def pieces_at(width: int) -> list[list[Piece]]:
+            return [trie.units(width) for trie in tries]
 
-        longest = max([1] + [len(path) for trie in tries for path in trie.paths])
-        width = row_width(segments, longest, [length for length in prefix_lens if length])
-        pieces = [trie.units(width) for trie in tries]
+        longest = max([1] + [trie.deepest for trie in tries])
+        width = row_width(lambda w: _segments(pieces_at(w)), longest,
+                          [length for length in prefix_lens if length])
+        pieces = pieces_at(width)
         blocks = [PrefixBlock(c, length) for c, length in enumerate(prefix_lens) if length]
-        units = in_order(blocks, pack_rows(segments(width), width))
+        units = in_order(blocks, pack_rows(_segments(pieces), width))
         layers = self.loaded.model.config.num_hidden_layers
         prefixes = {c: attention.PrefixKV.empty(layers) for c in range(len(groups))}
         read: list[dict[tuple[int, int], float]] = [{} for _ in groups]  # (node, target) -> value
@@ -428,6 +428,11 @@ def _shared_prefix_length(requests: Sequence[Request]) -> int:
     if length < 1:
         raise ConversationError("follow-ups share no conversation prefix; nothing to score against")
     return length
+
+
+def _segments(pieces: Sequence[Sequence[Piece]]) -> list[Segment]:
+    """Each conversation's trie pieces as segments to pack (key: the piece's index)."""
+    return [Segment(c, k, len(piece)) for c, group in enumerate(pieces) for k, piece in enumerate(group)]
 
 
 def _targets_by_node(requests: Sequence[Request], prefix_len: int,
