@@ -47,13 +47,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.config import ScoringConfig  # noqa: E402
-from core.conversation import Conversation, from_utterances  # noqa: E402
-from core.followups import default_followups  # noqa: E402
-from core.models import LoadedModel, load_model, resolve_device, resolve_dtype  # noqa: E402
-from core.rendering import Request, render  # noqa: E402
-from core.scorer import FLRScorer  # noqa: E402
-from core.trie import SuffixTrie  # noqa: E402
+from core.engine.config import ScoringConfig  # noqa: E402
+from core.engine.conversation import Conversation, from_utterances  # noqa: E402
+from core.engine.followups import default_followups  # noqa: E402
+from core.engine.models import LoadedModel, load_model, resolve_device, resolve_dtype  # noqa: E402
+from core.engine.rendering import Request, render  # noqa: E402
+from core.engine.scorer import FLRScorer  # noqa: E402
+from core.engine.fast.trie import SuffixTrie  # noqa: E402
 
 MT_BENCH = ROOT.parent / "shared" / "data" / "mt_bench_questions"
 CONVERSATIONS = {"2-turn": (106, 2), "long": (105, 4)}  # MT-Bench question id, utterances

@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_scoring import MT_BENCH, _by_id, engine_arithmetic  # noqa: E402
-from core.config import ScoringConfig  # noqa: E402
-from core.conversation import from_utterances  # noqa: E402
-from core.followups import default_followups  # noqa: E402
-from core.models import LoadedModel, load_model, resolve_device  # noqa: E402
-from core.rendering import render  # noqa: E402
-from core.scorer import FLRScorer  # noqa: E402
+from core.engine.config import ScoringConfig  # noqa: E402
+from core.engine.conversation import from_utterances  # noqa: E402
+from core.engine.followups import default_followups  # noqa: E402
+from core.engine.models import LoadedModel, load_model, resolve_device  # noqa: E402
+from core.engine.rendering import render  # noqa: E402
+from core.engine.scorer import FLRScorer  # noqa: E402
 
 NOMINAL_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}  # dense
 

@@ -1,6 +1,6 @@
 """A fake scorer with canned, predictable numbers, for batch-evaluation and UI tests.
 
-`FakeScorer` implements `core.scorer.Scorer` without a model. Each reply gets a quality
+`FakeScorer` implements `core.engine.scorer.Scorer` without a model. Each reply gets a quality
 `q = value(reply text)` (by default a deterministic number in [0, 1) from a hash of the text);
 positive follow-up i then scores `q + offset(follow-up)` and negative follow-up j scores
 `-q + offset(follow-up)`, where `offset` is a small deterministic number from the follow-up's
@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 from typing import Callable, Sequence
 
-from core.config import ScoringConfig
-from core.conversation import Conversation
+from core.engine.config import ScoringConfig
+from core.engine.conversation import Conversation
 from core.errors import ConversationError
-from core.followups import FollowupSet
-from core.results import CategoryScore, ConversationScore
+from core.engine.followups import FollowupSet
+from core.engine.results import CategoryScore, ConversationScore
 
 ProgressCallback = Callable[[int, int], None]
 

@@ -8,10 +8,12 @@ import sys
 import pytest
 import torch
 
-from core import allocator, scorer as scorer_module
-from core.config import ScoringConfig
-from core.models import load_model
-from core.scorer import FLRScorer
+from core.engine.fast import allocator
+
+from core.engine import scorer as scorer_module
+from core.engine.config import ScoringConfig
+from core.engine.models import load_model
+from core.engine.scorer import FLRScorer
 
 glibc_only = pytest.mark.skipif(allocator._glibc() is None, reason="needs glibc (Linux)")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.benchmarks import (COL_CONVERSATION, COL_ERROR, COL_MODEL, COL_PRECOMPUTED, COL_PROMPT,
+from core.evaluation.benchmarks import (COL_CONVERSATION, COL_ERROR, COL_MODEL, COL_PRECOMPUTED, COL_PROMPT,
                              COL_SIDE, COL_TRUTH, PAIRWISE, RANKING, RATING, describe_benchmarks,
                              detect_benchmarks)
 from core.errors import BenchmarkFormatError

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from core.config import AGGREGATIONS, DTYPES, EMBEDDED_MODEL, MODES, ScoringConfig
+from core.engine.config import AGGREGATIONS, DTYPES, EMBEDDED_MODEL, MODES, ScoringConfig
 from core.errors import ConfigError, InputError
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.conversation import (
+from core.engine.conversation import (
     Conversation,
     from_messages,
     from_text,

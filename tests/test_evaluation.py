@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from core import evaluate_cli
-from core.benchmarks import detect_benchmarks
-from core.config import ScoringConfig
-from core.elo import EloTable
-from core.evaluation import EvaluationReport, run_evaluation
-from core.followups import followups_from_mapping
+from core.cli import evaluate as evaluate_cli
+from core.evaluation.benchmarks import detect_benchmarks
+from core.engine.config import ScoringConfig
+from core.evaluation.elo import EloTable
+from core.evaluation.runner import EvaluationReport, run_evaluation
+from core.engine.followups import followups_from_mapping
 from tests.fakes import FakeScorer
 
 CONFIG = ScoringConfig(model="fake")
@@ -274,9 +274,9 @@ def test_cli_second_run_loads_no_model(shared_data: Path, tmp_path: Path,
         made.append(FakeScorer(config))
         return made[-1]
 
-    # the command imports core.scorer only when something needs scoring; a stand-in module
+    # the command imports core.engine.scorer only when something needs scoring; a stand-in module
     # keeps torch out of this test
-    monkeypatch.setitem(sys.modules, "core.scorer", types.SimpleNamespace(load_scorer=fake_load))
+    monkeypatch.setitem(sys.modules, "core.engine.scorer", types.SimpleNamespace(load_scorer=fake_load))
     monkeypatch.setenv("FLR_CACHE_DIR", str(tmp_path / "cache"))
     path = hh_slice(shared_data, tmp_path, n=3)
     argv = [str(path), "--report", str(tmp_path / "r.json"), "--output-dir", str(tmp_path / "rows")]
@@ -313,7 +313,7 @@ def test_a_model_answering_a_prompt_twice_keeps_the_plain_mean(tmp_path: Path) -
 
 def test_a_rerun_with_everything_cached_does_not_import_torch(tmp_path: Path) -> None:
     folder = write_paper_files(tmp_path / "paper")
-    code = ("import sys; from core.evaluate_cli import main; "
+    code = ("import sys; from core.cli.evaluate import main; "
             f"rc = main([{str(folder)!r}, '--report', {str(tmp_path / 'r.json')!r}, '--no-cache']); "
             "assert rc == 0 and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
     root = Path(__file__).resolve().parents[1]
@@ -323,7 +323,9 @@ def test_a_rerun_with_everything_cached_does_not_import_torch(tmp_path: Path) ->
 
 
 def test_cli_constants_mirror_the_core_ones() -> None:
-    from core import benchmarks, evaluation, metrics
+    from core.evaluation import benchmarks
+    from core.evaluation import runner as evaluation
+    from core.evaluation import metrics
 
     assert evaluate_cli.KINDS == benchmarks.KINDS
     assert evaluate_cli.BASELINES == evaluation.BASELINES
@@ -355,7 +357,7 @@ def test_identical_rerun_reuses_the_report_and_a_changed_input_does_not(
 
 def test_real_engine_on_the_tiny_model_matches_direct_scoring(tiny_model_dir: Path, shared_data: Path,
                                                                tmp_path: Path) -> None:
-    from core.scorer import load_scorer
+    from core.engine.scorer import load_scorer
 
     config = ScoringConfig(model=str(tiny_model_dir), device="cpu")
     benchmarks = detect_benchmarks([hh_slice(shared_data, tmp_path, n=3)])

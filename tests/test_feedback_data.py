@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.feedback_data import FeedbackFileError, export_feedback_data, load_triples, parse_triples
-from core.rendering import FEEDBACK_INSTRUCTION
+from core.mining.feedback_data import FeedbackFileError, export_feedback_data, load_triples, parse_triples
+from core.engine.rendering import FEEDBACK_INSTRUCTION
 from tests.llamafactory_schema import check_llamafactory_dataset
 
 

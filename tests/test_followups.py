@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import FollowupSetError, InputError
-from core.followups import (
+from core.engine.followups import (
     DEFAULT_PATH,
     PAPER_CATEGORIES,
     Category,

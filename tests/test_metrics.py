@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from core import metrics as M
-from core.elo import EloTable, default_elo, load_elo, match_models
+from core.evaluation import metrics as M
+from core.evaluation.elo import EloTable, default_elo, load_elo, match_models
 from core.errors import BenchmarkFormatError
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import core.mining
-import core.scorer
-from core import mine_cli
+import core.mining.mining
+import core.engine.scorer
+from core.cli import mine as mine_cli
 from tests.fakes import FakeScorer
 from tests.llamafactory_schema import check_llamafactory_dataset
 from tests.test_mining import ScriptedPolicy
@@ -35,8 +35,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> dict:
         made["policy_config"] = config
         return made["policies"][-1]
 
-    monkeypatch.setattr(core.scorer, "load_scorer", load_scorer)
-    monkeypatch.setattr(core.mining, "load_policy", load_policy)
+    monkeypatch.setattr(core.engine.scorer, "load_scorer", load_scorer)
+    monkeypatch.setattr(core.mining.mining, "load_policy", load_policy)
     return made
 
 
@@ -118,13 +118,13 @@ def test_prompts_or_triples_required() -> None:
 @pytest.mark.embedded
 def test_mine_on_the_embedded_model(tmp_path: Path) -> None:
     """The whole loop on SmolLM2-135M (one model as policy and scorer): same seed, same data."""
-    from core.config import ScoringConfig
-    from core.followups import default_followups
-    from core.mining import MiningConfig, TransformersPolicy, mine
-    from core.preference_export import export_preferences
-    from core.prompts import MiningPrompt
+    from core.engine.config import ScoringConfig
+    from core.engine.followups import default_followups
+    from core.mining.mining import MiningConfig, TransformersPolicy, mine
+    from core.mining.preferences import export_preferences
+    from core.mining.prompts import MiningPrompt
 
-    scorer = core.scorer.load_scorer(ScoringConfig())
+    scorer = core.engine.scorer.load_scorer(ScoringConfig())
     policy = TransformersPolicy.from_loaded(scorer.loaded)
     prompts = [MiningPrompt("0", ("Name one planet of the solar system.",))]
     followups = default_followups().select(["relevance"])

@@ -9,13 +9,13 @@ from typing import Sequence
 import pytest
 import torch
 
-from core.conversation import Conversation
+from core.engine.conversation import Conversation
 from core.errors import ConfigError, InputError
-from core.followups import FollowupSet, followups_from_mapping
-from core.mining import (CACHE_FOLDER, EMPTY_REPLY, Generation, MiningConfig, RowSampler,
+from core.engine.followups import FollowupSet, followups_from_mapping
+from core.mining.mining import (CACHE_FOLDER, EMPTY_REPLY, Generation, MiningConfig, RowSampler,
                          SampleCache, TransformersPolicy, mine, run_key, sample_seed)
-from core.prompts import MiningPrompt, PromptFileError, load_prompts, parse_prompts
-from core.results import ConversationScore
+from core.mining.prompts import MiningPrompt, PromptFileError, load_prompts, parse_prompts
+from core.engine.results import ConversationScore
 from tests.fakes import FakeScorer
 
 FOLLOWUPS = followups_from_mapping({

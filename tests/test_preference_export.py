@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError, InputError
-from core.mining import PromptSamples, Sample
-from core.preference_export import (ExportConfig, export_preferences, format_summary,
+from core.mining.mining import PromptSamples, Sample
+from core.mining.preferences import (ExportConfig, export_preferences, format_summary,
                                     kto_examples, preference_pairs, samples_frame, sft_examples)
-from core.prompts import MiningPrompt
+from core.mining.prompts import MiningPrompt
 from tests.llamafactory_schema import check_llamafactory_dataset
 
 
@@ -62,7 +62,7 @@ def test_kto_by_median_and_by_threshold() -> None:
 def test_finished_only_leaves_cut_replies_out() -> None:
     from dataclasses import replace
 
-    from core.preference_export import select
+    from core.mining.preferences import select
 
     cut = [replace(r, samples=tuple(replace(s, finished=s.index != 1) for s in r.samples)) for r in RESULTS]
     selection = select(cut, ExportConfig(finished_only=True))
@@ -175,7 +175,7 @@ def test_export_config_validation() -> None:
 
 
 def test_samples_frame_marks_pairs() -> None:
-    from core.preference_export import select
+    from core.mining.preferences import select
 
     frame = samples_frame(RESULTS, select(RESULTS, ExportConfig()))
     assert list(frame.columns[:6]) == ["prompt id", "prompt", "sample", "response", "FLR", "role"]

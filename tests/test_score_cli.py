@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from core.cli import main
-from core.records import read_records
+from core.cli.main import main
+from core.evaluation.records import read_records
 from core.errors import InputError
 
 

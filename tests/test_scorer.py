@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from core.config import ScoringConfig
-from core.conversation import from_utterances
-from core.followups import followups_from_mapping
-from core.models import load_model
-from core.rendering import FEEDBACK_INSTRUCTION, render
-from core.scorer import FLRScorer
+from core.engine.config import ScoringConfig
+from core.engine.conversation import from_utterances
+from core.engine.followups import followups_from_mapping
+from core.engine.models import load_model
+from core.engine.rendering import FEEDBACK_INSTRUCTION, render
+from core.engine.scorer import FLRScorer
 
 FOLLOWUPS = followups_from_mapping({
     "relevance": {"positive": ["That's exactly what I asked about.", "Thanks, very helpful!"],

@@ -10,14 +10,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import attention, packing, scorer as scorer_module
-from core.config import ScoringConfig
-from core.conversation import from_utterances
-from core.followups import followups_from_mapping
-from core.models import load_model
-from core.packing import Segment, pack_rows, plan_passes, row_width
-from core.rendering import render
-from core.scorer import FLRScorer
+from core.engine.fast import attention
+
+from core.engine.fast import packing
+
+from core.engine import scorer as scorer_module
+from core.engine.config import ScoringConfig
+from core.engine.conversation import from_utterances
+from core.engine.followups import followups_from_mapping
+from core.engine.models import load_model
+from core.engine.fast.packing import Segment, pack_rows, plan_passes, row_width
+from core.engine.rendering import render
+from core.engine.scorer import FLRScorer
 
 FOLLOWUPS = followups_from_mapping({
     "relevance": {"positive": ["That's exactly what I asked about.", "Thanks, very helpful!"],

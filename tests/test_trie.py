@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.trie import ROOT, SuffixTrie
+from core.engine.fast.trie import ROOT, SuffixTrie
 
 # a b c / a b d / a e / f / a b (a prefix of the first two)
 SUFFIXES = [(1, 2, 3), (1, 2, 4), (1, 5), (6,), (1, 2)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError, FLRError
-from core.followups import default_followups
+from core.engine.followups import default_followups
 from tests.fakes import FakeScorer
 from tests.llamafactory_schema import check_llamafactory_dataset
 from tests.test_mining import ScriptedPolicy
@@ -109,10 +109,10 @@ def test_app_mounts_the_mine_tab(tmp_path: Path) -> None:
 def test_mine_through_the_running_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gradio_client import Client
 
-    import core.mining
+    import core.mining.mining
     from tests.test_app_client import running_app
 
-    monkeypatch.setattr(core.mining, "load_policy", lambda config: ScriptedPolicy())
+    monkeypatch.setattr(core.mining.mining, "load_policy", lambda config: ScriptedPolicy())
     with running_app(tmp_path, scorer_factory=FakeScorer) as url:
         client = Client(url, verbose=False)
         summary, table, files = client.predict("What is 2 + 2?\nName a colour.", None, 3, 16, 0.8, 0.95, 0, 0.0,

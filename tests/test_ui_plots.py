@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from core import columns as C
+from core import names as C
 from ui import plots
 
 

@@ -8,10 +8,10 @@ import gradio as gr
 import plotly.graph_objects as go
 import pytest
 
-from core import columns as C
-from core.config import ScoringConfig
-from core.followups import default_followups
-from core.results import CategoryScore, ConversationScore
+from core import names as C
+from core.engine.config import ScoringConfig
+from core.engine.followups import default_followups
+from core.engine.results import CategoryScore, ConversationScore
 from ui import tab_score
 from ui.settings import AppSettings
 from ui.state import AppState

@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 from gradio import utils as gr_utils
 
-from core.config import ScoringConfig
+from core.engine.config import ScoringConfig
 from core.errors import ConfigError, ModelLoadError
 from ui.settings import AppSettings
 from ui.state import AppState, CancelFlags, ScorerHub, bind
@@ -120,8 +120,8 @@ def test_building_the_app_loads_no_model(tmp_path):
 
 def test_switching_mode_keeps_the_loaded_weights(tiny_model_dir):
     """With the real engine on the tiny model: a new mode or aggregation rewraps, never reloads."""
-    from core.conversation import from_utterances
-    from core.followups import followups_from_mapping
+    from core.engine.conversation import from_utterances
+    from core.engine.followups import followups_from_mapping
 
     hub = ScorerHub()
     base = ScoringConfig(model=str(tiny_model_dir), device="cpu")

@@ -29,7 +29,7 @@ CSS = """
 
 def build_app(settings: AppSettings | None = None, *, scorer_factory: ScorerFactory | None = None
               ) -> gr.Blocks:
-    """The whole app. `scorer_factory` replaces `core.scorer.load_scorer` (tests pass a fake)."""
+    """The whole app. `scorer_factory` replaces `core.engine.scorer.load_scorer` (tests pass a fake)."""
     settings = settings or AppSettings.from_env()
     state = AppState(settings, scorer_factory)
     with gr.Blocks(title="FLR Studio") as demo:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from core.config import AGGREGATIONS, MODES
+from core.engine.config import AGGREGATIONS, MODES
 from ui.state import AppState
 
 MODE_LABELS = [("base: next user turn", "base"), ("feedback-tuned: role-swapped scorer", "feedback")]

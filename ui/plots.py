@@ -1,6 +1,6 @@
 """DataFrame -> plotly Figure, and nothing else.
 
-Every function takes a frame that `core` returned (column names from `core.columns` or the
+Every function takes a frame that `core` returned (column names from `core.names` or the
 report's metric frames) and returns a `go.Figure`; no scoring and no statistics happen here:
 correlations written on a chart are passed in from the report that computed them.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core import columns as C
+from core import names as C
 
 POSITIVE_COLOR = "#2a9d8f"
 NEGATIVE_COLOR = "#e76f51"

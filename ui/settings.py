@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from core.config import ScoringConfig
+from core.engine.config import ScoringConfig
 from core.errors import ConfigError
+from core.locations import cache_dir
 
 DEFAULT_MAX_FILE_SIZE = "50mb"  # per uploaded file; benchmark files larger than this belong on the CLI
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "flr-studio" / "app"
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class AppSettings:
     max_file_size: str = DEFAULT_MAX_FILE_SIZE  # gradio's upload limit, e.g. "50mb"
     concurrency: int = 1  # model jobs running at once; others wait in the queue
     gpu_seconds: int = 60  # ZeroGPU time budget per call; batch runs are split into such chunks
-    work_dir: Path = DEFAULT_CACHE_DIR  # score cache and downloadable exports
+    work_dir: Path = field(default_factory=lambda: cache_dir() / "app")  # score cache and exports
     server_name: str = "127.0.0.1"
     server_port: int = 7860
 
@@ -70,7 +70,7 @@ class AppSettings:
             max_file_size=env.get("FLR_MAX_FILE_SIZE") or DEFAULT_MAX_FILE_SIZE,
             concurrency=_int(env, "FLR_CONCURRENCY", 1),
             gpu_seconds=_int(env, "FLR_GPU_SECONDS", 60),
-            work_dir=Path(env.get("FLR_WORK_DIR") or DEFAULT_CACHE_DIR),
+            work_dir=Path(env.get("FLR_WORK_DIR") or cache_dir(env) / "app"),
             server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
             server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
         )

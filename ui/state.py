@@ -15,13 +15,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
-from core.config import ScoringConfig
+from core.engine.config import ScoringConfig
 from core.errors import FLRError, ModelLoadError
 from ui.hosting import gpu_runner
 from ui.settings import AppSettings
 
-if TYPE_CHECKING:  # core.scorer imports torch; the app must start without it
-    from core.scorer import Scorer
+if TYPE_CHECKING:  # core.engine.scorer imports torch; the app must start without it
+    from core.engine.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ WEIGHT_FIELDS = ("model", "device", "dtype", "trust_remote_code")  # changing th
 
 
 def default_factory(config: ScoringConfig) -> Scorer:
-    from core.scorer import load_scorer  # imports torch; only when a model is first needed
+    from core.engine.scorer import load_scorer  # imports torch; only when a model is first needed
 
     return load_scorer(config)
 
@@ -88,7 +88,7 @@ class ScorerHub:
             return None
         if any(getattr(self._config, f) != getattr(config, f) for f in WEIGHT_FIELDS):
             return None
-        from core.scorer import FLRScorer
+        from core.engine.scorer import FLRScorer
 
         log.info("same weights, new scoring settings (%s mode, %s aggregation)", config.mode,
                  config.aggregation)

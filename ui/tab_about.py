@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from core.followups import PAPER_CATEGORIES
+from core.engine.followups import PAPER_CATEGORIES
 
 BIBTEX = """@inproceedings{zhang2025flr,
   title     = {Aligning Language Models Using Follow-up Likelihood as Reward Signal},

@@ -1,6 +1,6 @@
 """Batch tab: upload benchmark files, preview what was detected, evaluate, download the results.
 
-Loading, scoring, caching and metrics are `core.benchmarks` / `core.evaluation`; this module
+Loading, scoring, caching and metrics are `core.evaluation.benchmarks` / `core.evaluation.runner`; this module
 turns their frames into tables and wires progress and cancellation. Scores go to the app's
 SQLite cache as they are computed, so a cancelled run keeps them and a rerun only scores what
 is missing. On ZeroGPU the run is split into calls that each fit the GPU time budget.
@@ -21,11 +21,12 @@ from typing import Any, Callable, Sequence
 import gradio as gr
 import pandas as pd
 
-from core.benchmarks import KINDS, Benchmark, describe_benchmarks, detect_benchmarks
-from core.elo import EloTable, load_elo
+from core.locations import ASSETS_DIR
+from core.evaluation.benchmarks import KINDS, Benchmark, describe_benchmarks, detect_benchmarks
+from core.evaluation.elo import EloTable, load_elo
 from core.errors import BenchmarkFormatError
-from core.evaluation import EvaluationReport, run_evaluation
-from core.followups import default_followups, load_followups
+from core.evaluation.runner import EvaluationReport, run_evaluation
+from core.engine.followups import default_followups, load_followups
 from ui.context import AppContext
 from ui.errors import user_errors
 from ui.hosting import on_spaces
@@ -33,7 +34,7 @@ from ui.state import AppState, bind
 
 log = logging.getLogger(__name__)
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
+SAMPLES_DIR = ASSETS_DIR / "samples"
 AUTO = "detect from the files"
 UNITS = {"pairwise": "pairs", "rating": "rated replies", "ranking": "model responses"}
 CHUNK_SHARE = 0.8  # of the ZeroGPU budget spent scoring before handing the GPU back

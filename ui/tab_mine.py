@@ -18,21 +18,22 @@ from typing import TYPE_CHECKING, Callable
 import gradio as gr
 import pandas as pd
 
-from core.config import ScoringConfig
+from core.locations import ASSETS_DIR
+from core.engine.config import ScoringConfig
 from core.errors import ConfigError
-from core.followups import default_followups
-from core.mining import MiningConfig, Policy
-from core.preference_export import (FLR, PROMPT, PROMPT_ID, RESPONSE, ROLE, SAMPLE, ExportConfig,
+from core.engine.followups import default_followups
+from core.mining.mining import MiningConfig, Policy
+from core.mining.preferences import (FLR, PROMPT, PROMPT_ID, RESPONSE, ROLE, SAMPLE, ExportConfig,
                                     export_preferences, format_summary, samples_frame)
-from core.prompts import MiningPrompt, load_prompts, parse_prompts
+from core.mining.prompts import MiningPrompt, load_prompts, parse_prompts
 from ui.context import AppContext
 from ui.errors import user_errors
 from ui.state import AppState
 
 if TYPE_CHECKING:
-    from core.scorer import Scorer
+    from core.engine.scorer import Scorer
 
-DEMO_PROMPTS = Path(__file__).resolve().parent.parent / "assets" / "mine_demo_prompts.json"
+DEMO_PROMPTS = ASSETS_DIR / "mine_demo_prompts.json"
 DEMO_COUNT = 3  # prompts pre-filled in the box: small enough for a CPU demo
 MAX_PROMPTS = 20  # the tab is a demo; larger runs belong on the CLI (`python -m core mine`)
 
@@ -41,7 +42,7 @@ PolicyFactory = Callable[[ScoringConfig, "Scorer"], Policy]
 
 def default_policy(config: ScoringConfig, scorer: "Scorer") -> Policy:
     """The scorer's own model when the policy is the same model, else a freshly loaded one."""
-    from core.mining import TransformersPolicy, load_policy  # torch only when a model is needed
+    from core.mining.mining import TransformersPolicy, load_policy  # torch only when a model is needed
 
     loaded = getattr(scorer, "loaded", None)
     if loaded is not None and config.model == scorer.config.model:
@@ -100,7 +101,7 @@ def mine_prompts(state: AppState, prompts_text: str, prompts_file: str | None, s
     def report(done: int, total: int) -> None:
         progress((done, total), desc="sampling and scoring", unit="replies")
 
-    from core.mining import mine
+    from core.mining.mining import mine
 
     results = state.run_gpu(mine, prompts, policy, scorer, followups, mining, None, report)
     out_dir = Path(tempfile.mkdtemp(prefix="flr-mine-"))

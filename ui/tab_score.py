@@ -14,11 +14,11 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from core import columns as C
-from core.conversation import Conversation, parse_conversation
+from core import names as C
+from core.engine.conversation import Conversation, parse_conversation
 from core.errors import ConversationError
-from core.followups import FollowupSet, default_followups, parse_followups
-from core.results import ConversationScore
+from core.engine.followups import FollowupSet, default_followups, parse_followups
+from core.engine.results import ConversationScore
 from ui import examples, plots
 from ui.context import AppContext
 from ui.errors import user_errors

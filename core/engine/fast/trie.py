@@ -11,8 +11,8 @@ every follow-up through it.
 `SuffixTrie.units(width)` cuts the trie into pieces that fit a batch row of `width` slots: a
 subtree that fits goes whole; a larger one is split among its children, and each piece carries
 its own copy of the path from the conversation to it, so every node's ancestors are in its
-row. Children too small to go alone share a piece (`core.packing`'s first-fit decreasing) and
-so share one copy of that path. Pure Python; `core.packing` then packs the pieces into rows.
+row. Children too small to go alone share a piece (`core.engine.fast.packing`'s first-fit decreasing) and
+so share one copy of that path. Pure Python; `core.engine.fast.packing` then packs the pieces into rows.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from core.packing import Segment, pack_rows
+from core.engine.fast.packing import Segment, pack_rows
 
 ROOT = -1  # the conversation's last token: the parent of every first suffix token
 

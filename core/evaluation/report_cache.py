@@ -3,7 +3,7 @@
 Everything here is standard library only, so the `evaluate` command can find out whether an
 identical run already finished before it imports pandas, scipy or torch.
 
-- `default_cache_path()`: the SQLite file shared with the score cache (`core.score_cache`),
+- `default_cache_path()`: the SQLite file shared with the score cache (`core.evaluation.score_cache`),
   `$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite`; `open_cache()`
   opens it (timeout, WAL journal) for both.
 - `model_key(config)`: what decides which weights a configuration loads, known without
@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from core.config import ScoringConfig
+from core.engine.config import ScoringConfig
+from core.locations import ASSETS_DIR, CODE_DIR, cache_dir
 
-CACHE_DIR_ENV = "FLR_CACHE_DIR"  # overrides the default cache folder
 CACHE_FILE = "scores.sqlite"
 MAX_MEMO_BYTES = 32 * 1024 * 1024  # larger exports are recomputed rather than stored
-_CORE_DIR = Path(__file__).resolve().parent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -42,9 +40,7 @@ CREATE TABLE IF NOT EXISTS reports (
 
 def default_cache_path() -> Path:
     """`$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite` (never the checkout)."""
-    folder = os.environ.get(CACHE_DIR_ENV)
-    base = Path(folder).expanduser() if folder else Path.home() / ".cache" / "flr-studio"
-    return base / CACHE_FILE
+    return cache_dir() / CACHE_FILE
 
 
 def open_cache(path: str | Path | None, schema: str) -> sqlite3.Connection:
@@ -117,9 +113,9 @@ def memo_key(paths: Sequence[str | Path], config: ScoringConfig, settings: Mappi
             _hash_file(digest, path, "input:" + name)
         for path in extra_files:  # follow-up set, ELO table
             _hash_file(digest, path, "extra:" + path.name)
-        for path in sorted(_CORE_DIR.glob("*.py")):  # any change to the code is a new key
-            _hash_file(digest, path, "code:" + path.name)
-        for path in sorted((_CORE_DIR.parent / "assets").glob("*.json")):  # built-in ELO table
+        for path in sorted(CODE_DIR.rglob("*.py")):  # any change to the code is a new key
+            _hash_file(digest, path, "code:" + path.relative_to(CODE_DIR).as_posix())
+        for path in sorted(ASSETS_DIR.glob("*.json")):  # built-in ELO table
             _hash_file(digest, path, "asset:" + path.name)
     except OSError:
         return None

@@ -14,10 +14,10 @@ import logging
 import sys
 from typing import Sequence
 
-from core.config import AGGREGATIONS, DTYPES, MODES, ScoringConfig
+from core.engine.config import AGGREGATIONS, DTYPES, MODES, ScoringConfig
 from core.errors import FLRError
 
-COMMAND_MODULES = ("core.score_cli", "core.evaluate_cli", "core.mine_cli")
+COMMAND_MODULES = ("core.cli.score", "core.cli.evaluate", "core.cli.mine")
 
 
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:

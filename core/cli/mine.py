@@ -5,7 +5,7 @@
         [--min-margin X] [--kto-threshold X] [--followups SET.json] [--limit N]
 
 With `--feedback-triples FILE` instead of `--prompts`, it writes SFT data for a feedback-mode
-scorer from (question, answer, feedback) triples (`core.feedback_data`) and samples nothing.
+scorer from (question, answer, feedback) triples (`core.mining.feedback_data`) and samples nothing.
 
 Both models default to the embedded SmolLM2-135M-Instruct (the scorer follows `FLR_MODEL` when
 that is set). When the policy and the scorer are the same model, it is loaded once. A rerun
@@ -20,9 +20,9 @@ import sys
 import time
 from typing import Any
 
-from core.config import AGGREGATIONS, DTYPES, EMBEDDED_MODEL, MODES, ScoringConfig
+from core.engine.config import AGGREGATIONS, DTYPES, EMBEDDED_MODEL, MODES, ScoringConfig
 from core.errors import FLRError
-from core.mining import MiningConfig
+from core.mining.mining import MiningConfig
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _feedback_data(args: argparse.Namespace) -> int:
-    from core.feedback_data import export_feedback_data, load_triples
+    from core.mining.feedback_data import export_feedback_data, load_triples
 
     triples = load_triples(args.feedback_triples)
     files = export_feedback_data(triples, args.output_dir, prefix=f"{args.prefix}_feedback")
@@ -113,11 +113,11 @@ def _feedback_data(args: argparse.Namespace) -> int:
 
 
 def _mine(args: argparse.Namespace) -> int:
-    from core.followups import load_followups
-    from core.mining import TransformersPolicy, load_policy, mine
-    from core.preference_export import ExportConfig, export_preferences, format_summary
-    from core.prompts import PromptFileError, load_prompts
-    from core.scorer import load_scorer
+    from core.engine.followups import load_followups
+    from core.mining.mining import TransformersPolicy, load_policy, mine
+    from core.mining.preferences import ExportConfig, export_preferences, format_summary
+    from core.mining.prompts import PromptFileError, load_prompts
+    from core.engine.scorer import load_scorer
 
     mining = MiningConfig(samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens,
                           temperature=args.temperature, top_p=args.top_p,

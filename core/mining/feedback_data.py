@@ -2,7 +2,7 @@
 
 The paper's feedback-tuned FLR scorer is an LM fine-tuned to play the other side: it asks a
 question, reads the user's answer and gives feedback. The engine's feedback mode
-(`core.rendering`) scores follow-ups in exactly that layout, so the SFT data written here is
+(`core.engine.rendering`) scores follow-ups in exactly that layout, so the SFT data written here is
 
     user:      FEEDBACK_INSTRUCTION
     assistant: question
@@ -17,7 +17,7 @@ Note: LLaMA-Factory also trains on the responses in `history` / earlier turns un
 `mask_history` is set, so by default the model also learns to ask the questions; both flavours
 behave the same way in that respect.
 
-Triples are read (by `core.records`) from JSON (a list), JSONL or CSV, gzipped too, with the
+Triples are read (by `core.evaluation.records`) from JSON (a list), JSONL or CSV, gzipped too, with the
 fields `question`, `answer` and `feedback` (also accepted: `instruction` / `prompt` for the
 question, `response` / `output` for the answer, `critique` for the feedback).
 """
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.errors import InputError
-from core.preference_export import GPT, HUMAN, write_dataset_info, write_json
-from core.records import Record, parse_records, read_records
-from core.rendering import FEEDBACK_INSTRUCTION
+from core.mining.preferences import GPT, HUMAN, write_dataset_info, write_json
+from core.evaluation.records import Record, parse_records, read_records
+from core.engine.rendering import FEEDBACK_INSTRUCTION
 
 _ALIASES = {
     "question": ("question", "instruction", "prompt"),

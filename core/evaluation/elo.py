@@ -25,9 +25,10 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from core.locations import ASSETS_DIR
 from core.errors import BenchmarkFormatError
 
-DEFAULT_ELO_PATH = Path(__file__).resolve().parent.parent / "assets" / "elo_lmsys_2024-06-07.json"
+DEFAULT_ELO_PATH = ASSETS_DIR / "elo_lmsys_2024-06-07.json"
 DEFAULT_ELO_NAME = "LMSYS Arena ELO (hard, English), 2024-06-07, as used by the FLR paper"
 
 # Words that name a packaging of a model rather than the model: dropped in the loose step.

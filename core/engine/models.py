@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import EMBEDDED_MODEL, ScoringConfig
+from core.locations import cache_dir
+from core.engine.config import EMBEDDED_MODEL, ScoringConfig
 from core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,6 @@ def embedded_gguf_path() -> Path | None:
     return None
 
 
-def cache_root() -> Path:
-    root = os.environ.get("FLR_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "flr-studio"
-
-
 def load_model(config: ScoringConfig) -> LoadedModel:
     """Load the model and tokenizer that `config.model` names, on the configured device."""
     device = resolve_device(config.device)
@@ -172,7 +168,7 @@ def _converted_gguf(gguf: Path) -> tuple[Path, str]:
     stat = gguf.stat()
     identity = f"gguf:{gguf.name}:{stat.st_size}:{_file_head_hash(gguf)}"
     key = hashlib.sha256(f"{identity}:{_CACHE_FORMAT}".encode()).hexdigest()[:16]
-    folder = cache_root() / "models" / f"{gguf.stem}-{key}"
+    folder = cache_dir() / "models" / f"{gguf.stem}-{key}"
     marker = folder / "flr-converted.json"
     if marker.is_file():
         return folder, identity

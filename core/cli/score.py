@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli import add_scoring_arguments, config_from_args
-from core.conversation import Conversation, parse_conversation
+from core.cli.main import add_scoring_arguments, config_from_args
+from core.engine.conversation import Conversation, parse_conversation
 from core.errors import ConversationError, InputError
-from core.followups import load_followups
-from core.records import read_records
+from core.engine.followups import load_followups
+from core.evaluation.records import read_records
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN_ITEMS = 5  # a progress bar is noise for a handful of items
@@ -51,7 +51,7 @@ def load_items(path: str | Path) -> list[tuple[dict[str, Any], Conversation]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.scorer import load_scorer
+    from core.engine.scorer import load_scorer
 
     config = config_from_args(args)
     followups = load_followups(args.followups)

@@ -7,7 +7,7 @@ softmaxes (over the prefix, over the suffix's own causal part) whose outputs are
 their log-sum-exp weights. This is exact, not an approximation.
 
 Suffixes are packed: a batch row holds several short follow-ups (or pieces of their token trie,
-`core.trie`) back to back (`PackedBatch.own_mask` lets a token see only its ancestors), so no
+`core.engine.fast.trie`) back to back (`PackedBatch.own_mask` lets a token see only its ancestors), so no
 compute is spent on padding, and rows of
 several conversations can share one forward pass (`PackedBatch.row_prefix` says which prefix a
 row attends to). The prefix part is one matrix multiply per key/value head for all queries of a

@@ -2,8 +2,8 @@
 
 Follow-ups are short and of uneven length (4 to 15 tokens for the default set), so padding every
 sequence to the longest of its batch wastes a third of the compute. Instead each batch row holds
-several segments (pieces of the follow-ups' token trie, `core.trie`) back to back (first-fit
-decreasing); the attention function keeps them apart with a mask (`core.attention.PackedBatch`).
+several segments (pieces of the follow-ups' token trie, `core.engine.fast.trie`) back to back (first-fit
+decreasing); the attention function keeps them apart with a mask (`core.engine.fast.attention.PackedBatch`).
 Rows never mix conversations, so each row attends to exactly one prefix. A conversation's prefix
 goes into the same pass as its first suffix rows (`PrefixBlock`: its tokens fill whole rows), so
 the prefix costs no pass of its own. A pass takes as many rows as its token budget allows.

@@ -1,7 +1,7 @@
 """Batch evaluation: score benchmark rows (through the cache), compute metrics, report, export.
 
-`run_evaluation` takes benchmarks from `core.benchmarks`, finds every conversation that still
-needs a score, looks it up in the SQLite cache (`core.score_cache`), and only if something is
+`run_evaluation` takes benchmarks from `core.evaluation.benchmarks`, finds every conversation that still
+needs a score, looks it up in the SQLite cache (`core.evaluation.score_cache`), and only if something is
 missing calls `scorer_factory()` (so a rerun never loads the model). New scores are committed
 chunk by chunk; a killed run resumes where it stopped and ends with the same report, because
 nothing in the report depends on what was cached.
@@ -33,20 +33,20 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from core import metrics as M
-from core.benchmarks import (CHOSEN, COL_CONVERSATION, COL_ERROR, COL_MODEL, COL_PRECOMPUTED,
+from core.evaluation import metrics as M
+from core.evaluation.benchmarks import (CHOSEN, COL_CONVERSATION, COL_ERROR, COL_MODEL, COL_PRECOMPUTED,
                              COL_PROMPT, COL_ROW, COL_SIDE, COL_SOURCE, COL_TRUTH, PAIRWISE,
                              RANKING, RATING, REJECTED, Benchmark)
-from core.config import ScoringConfig
-from core.conversation import Conversation
-from core.elo import EloTable, default_elo, match_models
+from core.engine.config import ScoringConfig
+from core.engine.conversation import Conversation
+from core.evaluation.elo import EloTable, default_elo, match_models
 from core.errors import ConversationError
-from core.followups import FollowupSet
-from core.results import ConversationScore
-from core.score_cache import ScoreCache, conversation_hash, model_key, settings_key
+from core.engine.followups import FollowupSet
+from core.engine.results import ConversationScore
+from core.evaluation.score_cache import ScoreCache, conversation_hash, model_key, settings_key
 
 if TYPE_CHECKING:
-    from core.scorer import Scorer
+    from core.engine.scorer import Scorer
 
 log = logging.getLogger(__name__)
 

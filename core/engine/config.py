@@ -1,7 +1,7 @@
 """Scoring settings: one frozen dataclass, built once from CLI flags or the environment.
 
 Nothing here imports torch; the device and dtype are resolved against the hardware by
-`core.models` when a model is loaded, so `"auto"` stays meaningful in a config that is
+`core.engine.models` when a model is loaded, so `"auto"` stays meaningful in a config that is
 written to a cache key or a report.
 """
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from core.locations import ASSETS_DIR
 from core.errors import FollowupSetError
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "assets" / "followups.json"
+DEFAULT_PATH = ASSETS_DIR / "followups.json"
 PAPER_CATEGORIES = ("understanding", "relevance", "correctness", "engagingness",
                     "informativeness", "following")
 POSITIVE, NEGATIVE = "positive", "negative"

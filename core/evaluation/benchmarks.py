@@ -13,7 +13,7 @@ conversation to judge (columns `COL_*` below):
   judge scores that is averaged, or a field the caller names).
 - **ranking**: responses of several models to the same prompts (Arena-Hard answer files joined
   with `question.jsonl`, or any file with model, prompt and response fields); compared later
-  with a reference ELO table (`core.elo`).
+  with a reference ELO table (`core.evaluation.elo`).
 
 Files may be JSON (a list), JSONL, either gzipped, CSV or Parquet. Entries that carry the
 paper's precomputed `positive` / `negative` lists (also the misspelled `positve`) are evaluated
@@ -39,9 +39,9 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from core.conversation import Conversation, from_text, parse_conversation
+from core.engine.conversation import Conversation, from_text, parse_conversation
 from core.errors import BenchmarkFormatError, ConversationError
-from core.records import Record, format_of, read_records
+from core.evaluation.records import Record, format_of, read_records
 
 PAIRWISE, RATING, RANKING = "pairwise", "rating", "ranking"
 KINDS = (PAIRWISE, RATING, RANKING)
@@ -51,7 +51,7 @@ CHOSEN, REJECTED = "chosen", "rejected"
 COL_ROW = "row"  # pair index (pairwise), row index (rating), response index (ranking)
 COL_SIDE = "side"  # "chosen" / "rejected" for pairwise, "" otherwise
 COL_SOURCE = "source"  # where the row comes from: "file.jsonl, line 12"
-COL_CONVERSATION = "conversation"  # core.conversation.Conversation, or None
+COL_CONVERSATION = "conversation"  # core.engine.conversation.Conversation, or None
 COL_ERROR = "error"  # why the row cannot be judged, or None
 COL_TRUTH = "truth"  # ground-truth score (rating), NaN otherwise
 COL_MODEL = "model"  # the model that wrote the reply (ranking; rating files may have it)
@@ -127,7 +127,7 @@ class Benchmark:
 # --------------------------------------------------------------------------- reading files
 
 def read_entries(path: Path) -> list[Record]:
-    """Every entry of a benchmark file as an object (`core.records` reads the formats); CSV
+    """Every entry of a benchmark file as an object (`core.evaluation.records` reads the formats); CSV
     cells holding numbers or JSON lists / objects are decoded."""
     path = Path(path)
     name = path.name

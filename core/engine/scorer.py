@@ -1,8 +1,8 @@
 """The FLR scorer: follow-up likelihoods of a conversation, computed once per shared prefix.
 
-`FLRScorer.score` renders every follow-up after the conversation (`core.rendering`), runs the
+`FLRScorer.score` renders every follow-up after the conversation (`core.engine.rendering`), runs the
 shared prefix (the conversation) through the model once, then scores the follow-up suffixes in
-batches that attend to that single key/value copy (`core.attention`), computing logits only at
+batches that attend to that single key/value copy (`core.engine.fast.attention`), computing logits only at
 the positions that are read. Identical follow-ups are scored once.
 
 `FLRScorer.score_reference` is the slow, obvious computation (one full forward pass per
@@ -10,9 +10,9 @@ follow-up, full logits); the fast path is tested against it and, on first use wi
 checked against it once at run time: an architecture that the shared-prefix path does not
 reproduce exactly (e.g. unusual logit scaling) falls back to per-sequence passes with a warning.
 
-Speed (see README "Speed"): the follow-up suffixes go in as a token trie (`core.trie`), so
+Speed (see README "Speed"): the follow-up suffixes go in as a token trie (`core.engine.fast.trie`), so
 leading tokens that several follow-ups share are computed and read out once; its pieces are
-packed several to a batch row without padding (`core.packing`), follow-ups of several
+packed several to a batch row without padding (`core.engine.fast.packing`), follow-ups of several
 conversations share forward passes in `score_many`, a pass holds `batch_size x
 TOKENS_PER_SEQUENCE` suffix tokens (on CUDA also capped by free memory, halved and retried on
 out-of-memory), logits are computed only for the distinct hidden states that are read, in
@@ -30,16 +30,18 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 
-from core import allocator, attention
-from core.config import ScoringConfig
-from core.conversation import Conversation
+from core.engine.fast import allocator
+
+from core.engine.fast import attention
+from core.engine.config import ScoringConfig
+from core.engine.conversation import Conversation
 from core.errors import ConversationError
-from core.followups import FollowupSet
-from core.models import LoadedModel, load_model
-from core.packing import Pass, PrefixBlock, Segment, in_order, pack_rows, plan_passes, row_width
-from core.rendering import RenderedConversation, Request, common_prefix, render
-from core.trie import ROOT, Piece, SuffixTrie
-from core.results import CategoryScore, ConversationScore
+from core.engine.followups import FollowupSet
+from core.engine.models import LoadedModel, load_model
+from core.engine.fast.packing import Pass, PrefixBlock, Segment, in_order, pack_rows, plan_passes, row_width
+from core.engine.rendering import RenderedConversation, Request, common_prefix, render
+from core.engine.fast.trie import ROOT, Piece, SuffixTrie
+from core.engine.results import CategoryScore, ConversationScore
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +207,7 @@ class FLRScorer:
         """Scores of the requests of several conversations (one prefix each) in packed passes:
         each prefix is computed once, in the pass that holds its first suffix rows, every
         suffix row attends to its own conversation's prefix, and the follow-ups' suffixes go
-        in as a token trie (`core.trie`), so a token several follow-ups share is computed and
+        in as a token trie (`core.engine.fast.trie`), so a token several follow-ups share is computed and
         read out once."""
         prefix_lens = [_shared_prefix_length(g) if g else 0 for g in groups]
         prefix_ids = [g[0].ids[:length] if g else () for g, length in zip(groups, prefix_lens)]

@@ -4,7 +4,7 @@
         [--aggregation ...] [--kind ...] [--score-field F] [--limit N] [--elo FILE]
         [--report REPORT.json] [--output-dir DIR] [--cache PATH | --no-cache]
 
-`add_parser(subparsers)` registers it on the main parser (`core.cli`); `run(args)` does the
+`add_parser(subparsers)` registers it on the main parser (`core.cli.main`); `run(args)` does the
 work and returns the exit status. Scores are cached in SQLite outside the checkout
 (`$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite`), so a second run
 on the same files loads no model. Bad input prints one line naming the file, line and field,
@@ -21,22 +21,22 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from core.cli import add_scoring_arguments, config_from_args
+from core.cli.main import add_scoring_arguments, config_from_args
 from core.errors import FLRError, InputError
-from core.followups import DEFAULT_PATH as DEFAULT_FOLLOWUPS_PATH
-from core.report_cache import ReportMemo, default_cache_path, memo_key
+from core.engine.followups import DEFAULT_PATH as DEFAULT_FOLLOWUPS_PATH
+from core.evaluation.report_cache import ReportMemo, default_cache_path, memo_key
 
 if TYPE_CHECKING:
-    from core.evaluation import EvaluationReport
+    from core.evaluation.runner import EvaluationReport
 
 # pandas, scipy and torch are imported only when a run is not already in the report memo, so
 # an identical rerun answers at once.
-KINDS = ("pairwise", "rating", "ranking")  # = core.benchmarks.KINDS (a test keeps them equal)
-BASELINES = ("length", "positive only", "negative only")  # = core.evaluation.BASELINES
+KINDS = ("pairwise", "rating", "ranking")  # = core.evaluation.benchmarks.KINDS (a test keeps them equal)
+BASELINES = ("length", "positive only", "negative only")  # = core.evaluation.runner.BASELINES
 METRICS_BY_KIND = {"pairwise": ("accuracy",), "rating": ("pearson", "spearman", "kendall"),
-                   "ranking": ("spearman", "kendall")}  # = core.evaluation.METRICS_BY_KIND
+                   "ranking": ("spearman", "kendall")}  # = core.evaluation.runner.METRICS_BY_KIND
 HEADLINE = {"pairwise": "accuracy", "rating": "pearson", "ranking": "spearman"}
-BOOTSTRAP_SAMPLES = 1000  # = core.metrics.BOOTSTRAP_SAMPLES
+BOOTSTRAP_SAMPLES = 1000  # = core.evaluation.metrics.BOOTSTRAP_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +155,10 @@ def _write_files(directory: Path, files: dict[str, str]) -> list[Path]:
 
 
 def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None) -> "EvaluationReport":
-    from core.benchmarks import detect_benchmarks
-    from core.elo import default_elo, load_elo
-    from core.evaluation import run_evaluation
-    from core.followups import default_followups, load_followups
+    from core.evaluation.benchmarks import detect_benchmarks
+    from core.evaluation.elo import default_elo, load_elo
+    from core.evaluation.runner import run_evaluation
+    from core.engine.followups import default_followups, load_followups
 
     followups = load_followups(args.followups) if args.followups else default_followups()
     if args.categories:
@@ -167,7 +167,7 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None) ->
     benchmarks = detect_benchmarks(args.paths, kind=args.kind, score_field=args.score_field)
 
     def factory() -> Any:
-        from core.scorer import load_scorer  # torch is imported only when something needs scoring
+        from core.engine.scorer import load_scorer  # torch is imported only when something needs scoring
 
         log.info("loading %s", config.model)
         return load_scorer(config)
@@ -276,7 +276,7 @@ def _stats_line(report: "EvaluationReport") -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m core.evaluate_cli ...` (the same as `python -m core evaluate ...`)."""
+    """`python -m core.cli.evaluate ...` (the same as `python -m core evaluate ...`)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m core evaluate")
     configure_parser(parser)

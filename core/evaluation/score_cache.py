@@ -21,11 +21,11 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from core.config import ScoringConfig
-from core.conversation import Conversation
-from core.followups import FollowupSet
-from core.report_cache import default_cache_path, model_key, open_cache
-from core.results import CategoryScore, ConversationScore
+from core.engine.config import ScoringConfig
+from core.engine.conversation import Conversation
+from core.engine.followups import FollowupSet
+from core.evaluation.report_cache import default_cache_path, model_key, open_cache
+from core.engine.results import CategoryScore, ConversationScore
 
 __all__ = ["ScoreCache", "conversation_hash", "default_cache_path", "model_key", "settings_key",
            "score_from_json", "score_to_json"]

@@ -1,7 +1,7 @@
 """Typed results of scoring one conversation, and their table and JSON forms.
 
 Category reward = mean positive - mean negative follow-up score; overall FLR = mean of the
-category rewards. The DataFrame column names used across the project live in `core.columns`.
+category rewards. The DataFrame column names used across the project live in `core.names`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from core import columns as C
-from core.followups import NEGATIVE, POSITIVE
+from core import names as C
+from core.engine.followups import NEGATIVE, POSITIVE
 
 
 @dataclass(frozen=True)

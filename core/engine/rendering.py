@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from core.conversation import ASSISTANT, USER, Conversation
+from core.engine.conversation import ASSISTANT, USER, Conversation
 from core.errors import ConversationError
 
 FEEDBACK_INSTRUCTION = "Please ask me a question and provide feedback to my answer."

@@ -1,6 +1,6 @@
 """Preference mining: sample K replies per prompt from a policy model and score each with FLR.
 
-Every sample is kept with its overall FLR and per-category rewards; `core.preference_export`
+Every sample is kept with its overall FLR and per-category rewards; `core.mining.preferences`
 turns the results into DPO / KTO / SFT data. Results are appended to a JSONL cache in the
 output folder after each batch of prompts, so a killed run picks up where it stopped.
 
@@ -24,14 +24,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
 
-from core.config import ScoringConfig
+from core.engine.config import ScoringConfig
 from core.errors import ConfigError, InputError
-from core.followups import FollowupSet
-from core.prompts import MiningPrompt, prompt_from_record
+from core.engine.followups import FollowupSet
+from core.mining.prompts import MiningPrompt, prompt_from_record
 
 if TYPE_CHECKING:
-    from core.models import LoadedModel
-    from core.scorer import Scorer
+    from core.engine.models import LoadedModel
+    from core.engine.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class TransformersPolicy:
             return self.tokenizer.apply_chat_template(prompt.messages(), tokenize=False,
                                                       add_generation_prompt=True)
         # No chat template: the engine's plain layout (`User: ...` / `Assistant: ...`), open reply.
-        from core.rendering import PLAIN_TEMPLATE
+        from core.engine.rendering import PLAIN_TEMPLATE
 
         text = self.tokenizer.apply_chat_template(prompt.messages(), chat_template=PLAIN_TEMPLATE,
                                                   tokenize=False)
@@ -425,7 +425,7 @@ def score_generations(prompts: Sequence[MiningPrompt], indices: Sequence[int],
 
 
 def load_policy(config: ScoringConfig) -> TransformersPolicy:
-    """Load a policy model with `core.models.load_model` (a `ScoringConfig` names it)."""
-    from core.models import load_model
+    """Load a policy model with `core.engine.models.load_model` (a `ScoringConfig` names it)."""
+    from core.engine.models import load_model
 
     return TransformersPolicy.from_loaded(load_model(config))

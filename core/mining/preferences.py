@@ -28,8 +28,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from core.errors import ConfigError, InputError
-from core.mining import PromptSamples, Sample
-from core.prompts import MiningPrompt
+from core.mining.mining import PromptSamples, Sample
+from core.mining.prompts import MiningPrompt
 
 FLAVOURS = ("alpaca", "sharegpt")
 HUMAN, GPT = "human", "gpt"  # LLaMA-Factory's default sharegpt role tags
