@@ -1,5 +1,11 @@
-"""DataFrame column names shared by `core` and `ui`, defined once."""
+"""Names shared across FLR Studio, each defined once: benchmark kinds, signals and metrics, and
+the column names of every DataFrame that `core` returns.
 
+It imports nothing, on purpose: the command line's fast path (`flr evaluate --help`, the report
+table) reads these without importing pandas or torch, and `ui/` labels its tables with them.
+"""
+
+# --- score tables (`core.engine.results.ConversationScore.frame` / `.summary`)
 CATEGORY = "category"
 POLARITY = "polarity"
 FOLLOWUP = "follow-up"
@@ -8,3 +14,46 @@ MEAN_POSITIVE = "mean positive"
 MEAN_NEGATIVE = "mean negative"
 REWARD = "reward"
 OVERALL = "overall"  # the category name used for the overall FLR in metric tables
+
+# --- benchmark kinds, and the two sides of a pair
+PAIRWISE, RATING, RANKING = "pairwise", "rating", "ranking"
+KINDS = (PAIRWISE, RATING, RANKING)
+CHOSEN, REJECTED = "chosen", "rejected"
+
+# --- signals a report compares on the same rows, and their metrics
+FLR = "flr"
+LENGTH = "length"
+POSITIVE_ONLY = "positive only"
+NEGATIVE_ONLY = "negative only"
+BASELINES = (LENGTH, POSITIVE_ONLY, NEGATIVE_ONLY)
+CORRELATIONS = ("pearson", "spearman", "kendall")
+RANK_CORRELATIONS = ("spearman", "kendall")
+METRICS_BY_KIND = {PAIRWISE: ("accuracy",), RATING: CORRELATIONS, RANKING: RANK_CORRELATIONS}
+HEADLINE = {PAIRWISE: "accuracy", RATING: "pearson", RANKING: "spearman"}
+BOOTSTRAP_SAMPLES = 1000  # percentile-bootstrap resamples per interval
+
+# --- columns of `Benchmark.frame`, one row per conversation to judge
+COL_ROW = "row"  # pair index (pairwise), row index (rating), response index (ranking)
+COL_SIDE = "side"  # "chosen" / "rejected" for pairwise, "" otherwise
+COL_SOURCE = "source"  # where the row comes from: "file.jsonl, line 12"
+COL_CONVERSATION = "conversation"  # core.engine.conversation.Conversation, or None
+COL_ERROR = "error"  # why the row cannot be judged, or None
+COL_TRUTH = "truth"  # ground-truth score (rating), NaN otherwise
+COL_MODEL = "model"  # the model that wrote the reply (ranking; rating files may have it)
+COL_PROMPT = "prompt_id"  # which prompt the reply answers (ranking)
+COL_PRECOMPUTED = "precomputed"  # {category: (positive values, negative values)} or None
+FRAME_COLUMNS = (COL_ROW, COL_SIDE, COL_SOURCE, COL_CONVERSATION, COL_ERROR, COL_TRUTH,
+                 COL_MODEL, COL_PROMPT, COL_PRECOMPUTED)
+
+# --- extra columns of a benchmark's per-row result table (`BenchmarkResult.rows`)
+COL_SKIPPED = "skipped"
+COL_VALUES = "values"  # {category: (positive values, negative values)}
+COL_LENGTH = LENGTH
+
+# --- columns of the mined-samples table (`core.mining.preferences.samples_frame`)
+SAMPLE_PROMPT_ID = "prompt id"
+SAMPLE_PROMPT = "prompt"
+SAMPLE_INDEX = "sample"
+SAMPLE_RESPONSE = "response"
+SAMPLE_FLR = "FLR"  # a display header; the report's signal key is FLR = "flr"
+SAMPLE_ROLE = "role"

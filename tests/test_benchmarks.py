@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.evaluation.benchmarks import (COL_CONVERSATION, COL_ERROR, COL_MODEL, COL_PRECOMPUTED, COL_PROMPT,
-                             COL_SIDE, COL_TRUTH, PAIRWISE, RANKING, RATING, describe_benchmarks,
-                             detect_benchmarks)
+from core.evaluation.benchmark import describe_benchmarks
+from core.evaluation.detect import detect_benchmarks
+from core.names import (COL_CONVERSATION, COL_ERROR, COL_MODEL, COL_PRECOMPUTED, COL_PROMPT, COL_SIDE, COL_TRUTH,
+                        PAIRWISE, RANKING, RATING)
 from core.errors import BenchmarkFormatError
 
 

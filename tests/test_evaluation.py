@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import evaluate as evaluate_cli
-from core.evaluation.benchmarks import detect_benchmarks
+from core.evaluation.detect import detect_benchmarks
 from core.engine.config import ScoringConfig
 from core.evaluation.elo import EloTable
 from core.evaluation.runner import EvaluationReport, run_evaluation
@@ -322,16 +322,14 @@ def test_a_rerun_with_everything_cached_does_not_import_torch(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
 
 
-def test_cli_constants_mirror_the_core_ones() -> None:
-    from core.evaluation import benchmarks
-    from core.evaluation import runner as evaluation
+def test_cli_reads_the_one_home_of_kinds_and_metrics() -> None:
+    """The CLI's fast path shares core.names with the engine instead of keeping copies."""
+    from core import names
     from core.evaluation import metrics
 
-    assert evaluate_cli.KINDS == benchmarks.KINDS
-    assert evaluate_cli.BASELINES == evaluation.BASELINES
-    assert evaluate_cli.METRICS_BY_KIND == evaluation.METRICS_BY_KIND
-    assert evaluate_cli.HEADLINE == evaluation.HEADLINE
-    assert evaluate_cli.BOOTSTRAP_SAMPLES == metrics.BOOTSTRAP_SAMPLES
+    assert evaluate_cli.KINDS is names.KINDS and evaluate_cli.BASELINES is names.BASELINES
+    assert evaluate_cli.METRICS_BY_KIND is names.METRICS_BY_KIND and evaluate_cli.HEADLINE is names.HEADLINE
+    assert metrics.BOOTSTRAP_SAMPLES is names.BOOTSTRAP_SAMPLES
 
 
 def test_identical_rerun_reuses_the_report_and_a_changed_input_does_not(

@@ -1,6 +1,6 @@
 """Batch tab: upload benchmark files, preview what was detected, evaluate, download the results.
 
-Loading, scoring, caching and metrics are `core.evaluation.benchmarks` / `core.evaluation.runner`; this module
+Loading, scoring, caching and metrics are `core.evaluation`; this module
 turns their frames into tables and wires progress and cancellation. Scores go to the app's
 SQLite cache as they are computed, so a cancelled run keeps them and a rerun only scores what
 is missing. On ZeroGPU the run is split into calls that each fit the GPU time budget.
@@ -22,7 +22,9 @@ import gradio as gr
 import pandas as pd
 
 from core.locations import ASSETS_DIR
-from core.evaluation.benchmarks import KINDS, Benchmark, describe_benchmarks, detect_benchmarks
+from core.evaluation.benchmark import Benchmark, describe_benchmarks
+from core.evaluation.detect import detect_benchmarks
+from core.names import KINDS
 from core.evaluation.elo import EloTable, load_elo
 from core.errors import BenchmarkFormatError
 from core.evaluation.runner import EvaluationReport, run_evaluation

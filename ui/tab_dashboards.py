@@ -14,9 +14,9 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.evaluation.benchmarks import PAIRWISE, RANKING, RATING
 from core.errors import BenchmarkFormatError
-from core.evaluation.runner import FLR, OVERALL, EvaluationReport
+from core.evaluation.runner import EvaluationReport
+from core.names import FLR, OVERALL, PAIRWISE, RANKING, RATING
 from ui import plots
 from ui.context import AppContext
 from ui.errors import user_errors

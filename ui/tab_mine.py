@@ -1,4 +1,4 @@
-"""Mine preferences tab: sample replies for a few prompts, score them with FLR, download datasets.
+"""Mine preferences tab: sample replies for a few prompts, score them with SAMPLE_FLR, download datasets.
 
 A small demo of the alignment loop on the app's model: by default the model chosen above the
 tabs writes the replies (policy) and scores them (scorer), so no second model is loaded. The
@@ -23,8 +23,8 @@ from core.engine.config import ScoringConfig
 from core.errors import ConfigError
 from core.engine.followups import default_followups
 from core.mining.mining import MiningConfig, Policy
-from core.mining.preferences import (FLR, PROMPT, PROMPT_ID, RESPONSE, ROLE, SAMPLE, ExportConfig,
-                                    export_preferences, format_summary, samples_frame)
+from core.mining.preferences import ExportConfig, export_preferences, format_summary, samples_frame
+from core.names import SAMPLE_FLR, SAMPLE_INDEX, SAMPLE_PROMPT, SAMPLE_PROMPT_ID, SAMPLE_RESPONSE, SAMPLE_ROLE
 from core.mining.prompts import MiningPrompt, load_prompts, parse_prompts
 from ui.context import AppContext
 from ui.errors import user_errors
@@ -112,11 +112,11 @@ def mine_prompts(state: AppState, prompts_text: str, prompts_file: str | None, s
     files = [archive] + [str(path) for name, path in result.files.items()
                          if name in ("dataset_info", "samples", "summary") or name.endswith("_sharegpt")]
     frame = samples_frame(results, result.selection).sort_values(
-        [PROMPT_ID, FLR], ascending=[True, False], kind="stable")
+        [SAMPLE_PROMPT_ID, SAMPLE_FLR], ascending=[True, False], kind="stable")
     # Reward and role next to the reply, the (repeated) prompt text last, so the table reads
     # without scrolling sideways.
-    first = [PROMPT_ID, SAMPLE, FLR, ROLE, RESPONSE]
-    frame = frame[first + [c for c in frame.columns if c not in first and c != PROMPT] + [PROMPT]]
+    first = [SAMPLE_PROMPT_ID, SAMPLE_INDEX, SAMPLE_FLR, SAMPLE_ROLE, SAMPLE_RESPONSE]
+    frame = frame[first + [c for c in frame.columns if c not in first and c != SAMPLE_PROMPT] + [SAMPLE_PROMPT]]
     summary = "```\n" + format_summary(result.summary) + "\n```"
     return summary, display_frame(frame), files
 
@@ -126,7 +126,7 @@ def build(ctx: AppContext, policy_factory: PolicyFactory = default_policy) -> No
     names = list(default_followups().names)
     gr.Markdown(
         "Sample several replies per prompt from the model above (the **policy**), score each with "
-        "FLR, and download preference data for LLaMA-Factory: DPO pairs (highest vs lowest FLR), "
+        "FLR, and download preference data for LLaMA-Factory: DPO pairs (highest vs lowest SAMPLE_FLR), "
         "KTO (each reply tagged desirable or not), SFT (best reply), in alpaca and sharegpt "
         "formats with `dataset_info.json`. For larger runs use `python -m core mine`.",
         elem_classes="flr-note")
@@ -148,7 +148,7 @@ def build(ctx: AppContext, policy_factory: PolicyFactory = default_policy) -> No
                 temperature = gr.Slider(0.0, 1.5, value=0.8, step=0.05, label="Temperature (0 = greedy)")
                 top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="Top-p")
                 seed = gr.Number(0, precision=0, label="Seed (same seed, same samples)")
-                min_margin = gr.Number(0.0, label="DPO minimum margin (best − worst FLR)")
+                min_margin = gr.Number(0.0, label="DPO minimum margin (best − worst SAMPLE_FLR)")
                 kto_threshold = gr.Number(None, label="KTO threshold (empty = per-prompt median)")
             run_button = gr.Button("Sample and score", variant="primary", elem_id="mine-button")
     summary = gr.Markdown(elem_id="mine-summary")

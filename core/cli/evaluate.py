@@ -25,18 +25,13 @@ from core.cli.main import add_scoring_arguments, config_from_args
 from core.errors import FLRError, InputError
 from core.engine.followups import DEFAULT_PATH as DEFAULT_FOLLOWUPS_PATH
 from core.evaluation.report_cache import ReportMemo, default_cache_path, memo_key
+# core.names imports nothing: pandas, scipy and torch are imported only when a run is not
+# already in the report memo, so an identical rerun answers at once.
+from core.names import BASELINES, BOOTSTRAP_SAMPLES, HEADLINE, KINDS, METRICS_BY_KIND
 
 if TYPE_CHECKING:
     from core.evaluation.runner import EvaluationReport
 
-# pandas, scipy and torch are imported only when a run is not already in the report memo, so
-# an identical rerun answers at once.
-KINDS = ("pairwise", "rating", "ranking")  # = core.evaluation.benchmarks.KINDS (a test keeps them equal)
-BASELINES = ("length", "positive only", "negative only")  # = core.evaluation.runner.BASELINES
-METRICS_BY_KIND = {"pairwise": ("accuracy",), "rating": ("pearson", "spearman", "kendall"),
-                   "ranking": ("spearman", "kendall")}  # = core.evaluation.runner.METRICS_BY_KIND
-HEADLINE = {"pairwise": "accuracy", "rating": "pearson", "ranking": "spearman"}
-BOOTSTRAP_SAMPLES = 1000  # = core.evaluation.metrics.BOOTSTRAP_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +150,7 @@ def _write_files(directory: Path, files: dict[str, str]) -> list[Path]:
 
 
 def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None) -> "EvaluationReport":
-    from core.evaluation.benchmarks import detect_benchmarks
+    from core.evaluation.detect import detect_benchmarks
     from core.evaluation.elo import default_elo, load_elo
     from core.evaluation.runner import run_evaluation
     from core.engine.followups import default_followups, load_followups

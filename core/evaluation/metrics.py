@@ -23,10 +23,10 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-BOOTSTRAP_SAMPLES = 1000  # percentile-bootstrap resamples per interval
+from core.names import BOOTSTRAP_SAMPLES, CORRELATIONS, RANK_CORRELATIONS
+
 BOOTSTRAP_SEED = 0  # fixed, so a report is reproducible
 CONFIDENCE = 0.95
-CORRELATIONS = ("pearson", "spearman", "kendall")
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,6 @@ def correlations(x: Sequence[float], y: Sequence[float], *, samples: int = BOOTS
 
 # --------------------------------------------------------------------------- ranking
 
-RANK_CORRELATIONS = ("spearman", "kendall")
 
 
 def ranking_correlations(values: np.ndarray, reference: Sequence[float], *,

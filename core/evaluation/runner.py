@@ -1,6 +1,6 @@
 """Batch evaluation: score benchmark rows (through the cache), compute metrics, report, export.
 
-`run_evaluation` takes benchmarks from `core.evaluation.benchmarks`, finds every conversation that still
+`run_evaluation` takes benchmarks from `core.evaluation.detect`, finds every conversation that still
 needs a score, looks it up in the SQLite cache (`core.evaluation.score_cache`), and only if something is
 missing calls `scorer_factory()` (so a rerun never loads the model). New scores are committed
 chunk by chunk; a killed run resumes where it stopped and ends with the same report, because
@@ -34,9 +34,11 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation import metrics as M
-from core.evaluation.benchmarks import (CHOSEN, COL_CONVERSATION, COL_ERROR, COL_MODEL, COL_PRECOMPUTED,
-                             COL_PROMPT, COL_ROW, COL_SIDE, COL_SOURCE, COL_TRUTH, PAIRWISE,
-                             RANKING, RATING, REJECTED, Benchmark)
+from core.evaluation.benchmark import Benchmark
+from core.names import (BOOTSTRAP_SAMPLES, BASELINES, CHOSEN, COL_CONVERSATION, COL_ERROR, COL_LENGTH, COL_MODEL, COL_PRECOMPUTED,
+                        COL_PROMPT, COL_ROW, COL_SIDE, COL_SKIPPED, COL_SOURCE, COL_TRUTH, COL_VALUES, FLR,
+                        LENGTH, METRICS_BY_KIND, NEGATIVE_ONLY, OVERALL, PAIRWISE, POSITIVE_ONLY,
+                        RANKING, RATING, REJECTED)
 from core.engine.config import ScoringConfig
 from core.engine.conversation import Conversation
 from core.evaluation.elo import EloTable, default_elo, match_models
@@ -52,21 +54,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 
-OVERALL = "overall"
-FLR = "flr"
-LENGTH = "length"
-POSITIVE_ONLY = "positive only"
-NEGATIVE_ONLY = "negative only"
-BASELINES = (LENGTH, POSITIVE_ONLY, NEGATIVE_ONLY)
-METRICS_BY_KIND = {PAIRWISE: ("accuracy",), RATING: M.CORRELATIONS, RANKING: M.RANK_CORRELATIONS}
-HEADLINE = {PAIRWISE: "accuracy", RATING: "pearson", RANKING: "spearman"}
 CHUNK = 4  # conversations scored per cache commit: a killed run loses at most this many
 CANCELLED = "not scored: the run was cancelled"
 
-# Columns of the per-row result table (`BenchmarkResult.rows`).
-COL_SKIPPED = "skipped"
-COL_VALUES = "values"  # {category: (positive values, negative values)}
-COL_LENGTH = "length"
 
 
 def category_column(category: str) -> str:
@@ -251,7 +241,7 @@ def run_evaluation(benchmarks: Sequence[Benchmark], *, scorer_factory: Callable[
                    config: ScoringConfig, followups: FollowupSet, cache_path: Path | None,
                    progress: Progress | None = None, cancel: threading.Event | None = None,
                    limit: int | None = None, elo: EloTable | None = None,
-                   bootstrap_samples: int = M.BOOTSTRAP_SAMPLES, seed: int = M.BOOTSTRAP_SEED,
+                   bootstrap_samples: int = BOOTSTRAP_SAMPLES, seed: int = M.BOOTSTRAP_SEED,
                    chunk_size: int = CHUNK) -> EvaluationReport:
     """Score what is not cached yet, then compute every benchmark's metrics."""
     started = time.perf_counter()

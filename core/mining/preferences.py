@@ -7,11 +7,11 @@ written). The data files carry only documented fields; rewards and provenance go
 JSONL of every sample (`<prefix>_samples.jsonl`) and to `<prefix>_summary.json`.
 
 Choices made on purpose:
-- DPO: chosen = highest FLR, rejected = lowest; a prompt is kept only when the margin is
+- DPO: chosen = highest SAMPLE_FLR, rejected = lowest; a prompt is kept only when the margin is
   positive and at least `min_margin` (equal rewards say nothing about preference).
-- KTO with no threshold: a sample is desirable above its prompt's median FLR and undesirable
+- KTO with no threshold: a sample is desirable above its prompt's median SAMPLE_FLR and undesirable
   below it; samples exactly at the median (the middle one of an odd K) are left out.
-- SFT: the highest-FLR sample of each prompt with at least one scored sample.
+- SFT: the highest-SAMPLE_FLR sample of each prompt with at least one scored sample.
 - An existing `dataset_info.json` in the output folder is merged into, not replaced, so the
   folder can be LLaMA-Factory's own `data/`.
 """
@@ -30,22 +30,21 @@ import pandas as pd
 from core.errors import ConfigError, InputError
 from core.mining.mining import PromptSamples, Sample
 from core.mining.prompts import MiningPrompt
+from core.names import (CHOSEN, REJECTED, SAMPLE_FLR, SAMPLE_INDEX, SAMPLE_PROMPT, SAMPLE_PROMPT_ID,
+                        SAMPLE_RESPONSE, SAMPLE_ROLE)
 
 FLAVOURS = ("alpaca", "sharegpt")
 HUMAN, GPT = "human", "gpt"  # LLaMA-Factory's default sharegpt role tags
 DATASET_INFO = "dataset_info.json"
 
-# Columns of `samples_frame` (the table the app shows).
-PROMPT_ID, PROMPT, SAMPLE, RESPONSE, FLR, ROLE = "prompt id", "prompt", "sample", "response", "FLR", "role"
-CHOSEN, REJECTED = "chosen", "rejected"
 
 
 @dataclass(frozen=True)
 class ExportConfig:
     """How samples become training data."""
 
-    min_margin: float = 0.0  # DPO: keep a prompt only if best - worst FLR >= this (and > 0)
-    kto_threshold: float | None = None  # KTO: desirable iff FLR >= this; None = per-prompt median
+    min_margin: float = 0.0  # DPO: keep a prompt only if best - worst SAMPLE_FLR >= this (and > 0)
+    kto_threshold: float | None = None  # KTO: desirable iff SAMPLE_FLR >= this; None = per-prompt median
     prefix: str = "flr"  # file stem and dataset-name prefix
     flavours: tuple[str, ...] = FLAVOURS  # which LLaMA-Factory formattings to write
     finished_only: bool = False  # leave replies cut at max new tokens out of DPO / KTO / SFT
@@ -393,7 +392,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"DPO pairs  {dpo['prompts_kept']} prompts kept, {dpo['prompts_dropped']} dropped ({reasons}); "
-        f"min margin {num(dpo['min_margin'])}; chosen mean FLR {num(dpo['chosen_mean_flr'])}, "
+        f"min margin {num(dpo['min_margin'])}; chosen mean SAMPLE_FLR {num(dpo['chosen_mean_flr'])}, "
         f"rejected {num(dpo['rejected_mean_flr'])}",
         f"KTO        {kto['examples']} examples: {kto['desirable']} desirable, {kto['undesirable']} "
         f"undesirable ({kto['rule']}; {kto['left_out_at_median']} left out at the median)",
@@ -403,7 +402,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 def samples_frame(results: Sequence[PromptSamples], selection: Selection | None = None) -> pd.DataFrame:
-    """One row per sample: prompt, reply, FLR, per-category rewards, and its DPO role."""
+    """One row per sample: prompt, reply, SAMPLE_FLR, per-category rewards, and its DPO role."""
     chosen = {(p.prompt_index, p.chosen.index) for p in selection.pairs} if selection else set()
     rejected = {(p.prompt_index, p.rejected.index) for p in selection.pairs} if selection else set()
     categories: list[str] = []
@@ -414,8 +413,8 @@ def samples_frame(results: Sequence[PromptSamples], selection: Selection | None 
     for r in results:
         for s in r.samples:
             slot = (r.index, s.index)
-            rows.append({PROMPT_ID: r.prompt.id, PROMPT: r.prompt.text, SAMPLE: s.index,
-                         RESPONSE: s.response, FLR: s.flr,
-                         ROLE: CHOSEN if slot in chosen else REJECTED if slot in rejected else (s.note or ""),
+            rows.append({SAMPLE_PROMPT_ID: r.prompt.id, SAMPLE_PROMPT: r.prompt.text, SAMPLE_INDEX: s.index,
+                         SAMPLE_RESPONSE: s.response, SAMPLE_FLR: s.flr,
+                         SAMPLE_ROLE: CHOSEN if slot in chosen else REJECTED if slot in rejected else (s.note or ""),
                          **{c: s.rewards.get(c) for c in categories}})
-    return pd.DataFrame(rows, columns=[PROMPT_ID, PROMPT, SAMPLE, RESPONSE, FLR, ROLE, *categories])
+    return pd.DataFrame(rows, columns=[SAMPLE_PROMPT_ID, SAMPLE_PROMPT, SAMPLE_INDEX, SAMPLE_RESPONSE, SAMPLE_FLR, SAMPLE_ROLE, *categories])
