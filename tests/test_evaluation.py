@@ -18,7 +18,8 @@ from core.cli import evaluate as evaluate_cli
 from core.evaluation.detect import detect_benchmarks
 from core.engine.config import ScoringConfig
 from core.evaluation.elo import EloTable
-from core.evaluation.runner import EvaluationReport, run_evaluation
+from core.evaluation.report import EvaluationReport
+from core.evaluation.runner import EvaluationOptions, run_evaluation
 from core.engine.followups import followups_from_mapping
 from tests.fakes import FakeScorer
 
@@ -47,9 +48,10 @@ class Factory:
         return scorer
 
 
-def evaluate(benchmarks, factory, cache: Path | None, **kwargs) -> EvaluationReport:
+def evaluate(benchmarks, factory, cache: Path | None, progress=None, cancel=None, **options) -> EvaluationReport:
     return run_evaluation(benchmarks, scorer_factory=factory, config=CONFIG, followups=FOLLOWUPS,
-                          cache_path=cache, bootstrap_samples=200, **kwargs)
+                          cache_path=cache, options=EvaluationOptions(bootstrap_samples=200, **options),
+                          progress=progress, cancel=cancel)
 
 
 # ----------------------------------------------------------------------------- golden, precomputed
@@ -366,7 +368,8 @@ def test_real_engine_on_the_tiny_model_matches_direct_scoring(tiny_model_dir: Pa
         return loads[-1]
 
     cache = tmp_path / "scores.sqlite"
-    kwargs = dict(config=config, followups=FOLLOWUPS, cache_path=cache, bootstrap_samples=200)
+    kwargs = dict(config=config, followups=FOLLOWUPS, cache_path=cache,
+                  options=EvaluationOptions(bootstrap_samples=200))
     report = run_evaluation(benchmarks, scorer_factory=factory, **kwargs)
     scorer = loads[0]
     frame = benchmarks[0].frame

@@ -27,7 +27,8 @@ from core.evaluation.detect import detect_benchmarks
 from core.names import KINDS
 from core.evaluation.elo import EloTable, load_elo
 from core.errors import BenchmarkFormatError
-from core.evaluation.runner import EvaluationReport, run_evaluation
+from core.evaluation.report import EvaluationReport
+from core.evaluation.runner import EvaluationOptions, run_evaluation
 from core.engine.followups import default_followups, load_followups
 from ui.context import AppContext
 from ui.errors import user_errors
@@ -137,7 +138,8 @@ def evaluate(state: AppState, benchmarks: Sequence[Benchmark], *, config: Any, f
              progress: Callable[[int, int, str], None] | None = None) -> EvaluationReport:
     """`run_evaluation` with the app's shared scorer and cache; in ZeroGPU-sized chunks on Spaces."""
     kwargs = dict(scorer_factory=lambda: state.scorer(config), config=config, followups=followups,
-                  cache_path=state.settings.cache_path, progress=progress, limit=limit, elo=elo)
+                  cache_path=state.settings.cache_path, progress=progress,
+                  options=EvaluationOptions(limit=limit, elo=elo))
     state.settings.cache_path.parent.mkdir(parents=True, exist_ok=True)
     if not on_spaces():
         return run_evaluation(benchmarks, cancel=cancel, **kwargs)

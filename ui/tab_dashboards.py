@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.errors import BenchmarkFormatError
-from core.evaluation.runner import EvaluationReport
+from core.evaluation.report import EvaluationReport
 from core.names import FLR, OVERALL, PAIRWISE, RANKING, RATING
 from ui import plots
 from ui.context import AppContext

@@ -30,7 +30,7 @@ from core.evaluation.report_cache import ReportMemo, default_cache_path, memo_ke
 from core.names import BASELINES, BOOTSTRAP_SAMPLES, HEADLINE, KINDS, METRICS_BY_KIND
 
 if TYPE_CHECKING:
-    from core.evaluation.runner import EvaluationReport
+    from core.evaluation.report import EvaluationReport
 
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def _write_files(directory: Path, files: dict[str, str]) -> list[Path]:
 def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None) -> "EvaluationReport":
     from core.evaluation.detect import detect_benchmarks
     from core.evaluation.elo import default_elo, load_elo
-    from core.evaluation.runner import run_evaluation
+    from core.evaluation.runner import EvaluationOptions, run_evaluation
     from core.engine.followups import default_followups, load_followups
 
     followups = load_followups(args.followups) if args.followups else default_followups()
@@ -170,8 +170,9 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None) ->
     with _ProgressBar() as progress:
         return run_evaluation(benchmarks, scorer_factory=factory, config=config,
                               followups=followups, cache_path=cache_path,
-                              progress=progress, cancel=threading.Event(), limit=args.limit,
-                              elo=elo, bootstrap_samples=args.bootstrap)
+                              options=EvaluationOptions(limit=args.limit, elo=elo,
+                                                        bootstrap_samples=args.bootstrap),
+                              progress=progress, cancel=threading.Event())
 
 
 def _usage(message: str) -> FLRError:

@@ -1,0 +1,259 @@
+"""From scores to a benchmark's figures: the signals compared on the same rows, and their metrics.
+
+Signals: the overall FLR (mean of category rewards), each category's reward, and three
+baselines: the reply's length in characters, the positive-only likelihood (mean of the positive
+follow-up values) and the negative-only likelihood (minus the mean of the negative follow-up
+values, so that higher means better for every signal). A row that cannot be judged is skipped
+with its reason and leaves every signal alike.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from core.engine.conversation import Conversation
+from core.engine.followups import FollowupSet
+from core.engine.results import ConversationScore
+from core.evaluation import metrics as M
+from core.evaluation.benchmark import Benchmark
+from core.evaluation.elo import EloTable, match_models
+from core.evaluation.score_cache import conversation_hash
+from core.names import (
+    BASELINES,
+    CHOSEN,
+    COL_CONVERSATION,
+    COL_ERROR,
+    COL_LENGTH,
+    COL_MODEL,
+    COL_PRECOMPUTED,
+    COL_PROMPT,
+    COL_ROW,
+    COL_SIDE,
+    COL_SKIPPED,
+    COL_SOURCE,
+    COL_TRUTH,
+    COL_VALUES,
+    FLR,
+    LENGTH,
+    NEGATIVE_ONLY,
+    OVERALL,
+    PAIRWISE,
+    POSITIVE_ONLY,
+    RANKING,
+    RATING,
+    REJECTED,
+)
+
+from core.evaluation.report import BenchmarkResult, category_column, finite_or_none
+
+CANCELLED = "not scored: the run was cancelled"
+
+
+def _row_values(b: Benchmark, scores: dict[str, ConversationScore], failures: dict[str, str]
+                ) -> tuple[list[dict[str, tuple[tuple[float, ...], tuple[float, ...]]] | None], list[str | None], int]:
+    """Per frame row: the follow-up values by category (or None) and why not."""
+    values: list[dict | None] = []
+    reasons: list[str | None] = []
+    truncated = 0
+    for conv, err, pre in zip(b.frame[COL_CONVERSATION], b.frame[COL_ERROR], b.frame[COL_PRECOMPUTED]):
+        if isinstance(err, str):
+            values.append(None)
+            reasons.append(err)
+        elif b.precomputed:
+            values.append(pre)
+            reasons.append(None)
+        else:
+            h = conversation_hash(conv)
+            if h in scores:
+                s = scores[h]
+                truncated += s.truncated
+                values.append({c.name: (c.positive, c.negative) for c in s.categories})
+                reasons.append(None)
+            elif h in failures:
+                values.append(None)
+                reasons.append(failures[h])
+            else:
+                values.append(None)
+                reasons.append(CANCELLED)
+    return values, reasons, truncated
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _rows_table(b: Benchmark, values: list, reasons: list[str | None],
+                categories: tuple[str, ...]) -> pd.DataFrame:
+    f = b.frame
+    table = pd.DataFrame({
+        COL_ROW: f[COL_ROW].to_numpy(), COL_SIDE: f[COL_SIDE].to_numpy(),
+        COL_SOURCE: f[COL_SOURCE].to_numpy(), COL_MODEL: f[COL_MODEL].to_numpy(),
+        COL_PROMPT: f[COL_PROMPT].to_numpy(), COL_TRUTH: f[COL_TRUTH].to_numpy(dtype=float),
+    })
+    table[COL_SKIPPED] = pd.Series(reasons, dtype=object)
+    table[COL_LENGTH] = [float(len(c.reply)) if isinstance(c, Conversation) else math.nan
+                         for c in f[COL_CONVERSATION]]
+    cat_values = {c: [] for c in categories}
+    flr, pos_only, neg_only = [], [], []
+    for v in values:
+        if v is None:
+            for c in categories:
+                cat_values[c].append(math.nan)
+            flr.append(math.nan)
+            pos_only.append(math.nan)
+            neg_only.append(math.nan)
+            continue
+        rewards = []
+        for c in categories:
+            pos, neg = v[c]
+            reward = _mean(pos) - _mean(neg)
+            cat_values[c].append(reward)
+            rewards.append(reward)
+        flr.append(_mean(rewards))
+        pos_only.append(_mean([_mean(v[c][0]) for c in categories]))
+        neg_only.append(-_mean([_mean(v[c][1]) for c in categories]))
+    table[FLR] = flr
+    for c in categories:
+        table[category_column(c)] = cat_values[c]
+    table[POSITIVE_ONLY] = pos_only
+    table[NEGATIVE_ONLY] = neg_only
+    table[COL_VALUES] = pd.Series(values, dtype=object)
+    table[COL_CONVERSATION] = pd.Series(list(f[COL_CONVERSATION]), dtype=object)
+    return table
+
+
+def judge_benchmark(b: Benchmark, scores: dict[str, ConversationScore], failures: dict[str, str],
+              followups: FollowupSet, elo: EloTable, samples: int, seed: int) -> BenchmarkResult:
+    categories = b.categories if b.precomputed else followups.names
+    values, reasons, truncated = _row_values(b, scores, failures)
+    rows = _rows_table(b, values, reasons, categories)
+    signals = [(OVERALL, FLR, FLR)] + [(c, FLR, category_column(c)) for c in categories] + [
+        (OVERALL, s, s) for s in BASELINES]
+    result = BenchmarkResult(b.name, b.kind, 0, {}, categories=tuple(categories),
+                             files=tuple(str(p.name) for p in b.paths),
+                             source_format=b.source_format, precomputed=b.precomputed,
+                             warnings=list(b.warnings), rows=rows)
+    if truncated:
+        result.warnings.append(f"{truncated} conversation(s) were cut from the left to fit the "
+                               "model's context")
+    if b.kind == PAIRWISE:
+        _pairwise(result, rows, signals, samples, seed)
+    elif b.kind == RATING:
+        _rating(result, rows, signals, samples, seed)
+    else:
+        _ranking(result, rows, signals, elo, samples, seed)
+    return result
+
+
+def _figures(kind: str, estimates: dict[str, M.Estimate], n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for metric, est in estimates.items():
+        out[metric] = finite_or_none(est.value)
+        out[f"{metric}_ci"] = [finite_or_none(est.ci_low), finite_or_none(est.ci_high)]
+        if kind != PAIRWISE:
+            out[f"{metric}_p"] = finite_or_none(est.p_value)
+    out["n"] = n
+    return out
+
+
+def _store(result: BenchmarkResult, category: str, signal: str, figures: dict[str, Any]) -> None:
+    if category == OVERALL and signal == FLR:
+        result.metrics = figures
+    elif signal == FLR:
+        result.per_category[category] = figures
+    else:
+        result.baselines[signal] = figures
+
+
+def _pairwise(result: BenchmarkResult, rows: pd.DataFrame, signals: list, samples: int, seed: int) -> None:
+    chosen = rows[rows[COL_SIDE] == CHOSEN].set_index(COL_ROW)
+    rejected = rows[rows[COL_SIDE] == REJECTED].set_index(COL_ROW)
+    pair_ids = [r for r in chosen.index if r in rejected.index]
+    ok = []
+    for r in pair_ids:
+        reasons = [x for x in (chosen.at[r, COL_SKIPPED], rejected.at[r, COL_SKIPPED])
+                   if isinstance(x, str)]
+        if reasons:
+            result.skipped.append({"row": int(r), "source": chosen.at[r, COL_SOURCE].removesuffix(" (chosen)"),
+                                   "reason": "; ".join(dict.fromkeys(reasons))})
+        else:
+            ok.append(r)
+    result.n = len(ok)
+    c, j = chosen.loc[ok], rejected.loc[ok]
+    for category, signal, column in signals:
+        a, b = c[column].to_numpy(dtype=float), j[column].to_numpy(dtype=float)
+        keep = ~(np.isnan(a) | np.isnan(b))
+        if signal == LENGTH and not keep.any():
+            continue  # precomputed files without conversations have no length
+        est = M.pairwise_accuracy(a[keep], b[keep], samples=samples, seed=seed)
+        figures = _figures(PAIRWISE, {"accuracy": est}, int(keep.sum()))
+        if category == OVERALL and signal == FLR:
+            figures["ties"] = int((a[keep] == b[keep]).sum())
+        _store(result, category, signal, figures)
+
+
+def _skip_rows(result: BenchmarkResult, rows: pd.DataFrame) -> pd.DataFrame:
+    bad = rows[rows[COL_SKIPPED].notna()]
+    result.skipped += [{"row": int(r), "source": s, "reason": str(x)}
+                       for r, s, x in zip(bad[COL_ROW], bad[COL_SOURCE], bad[COL_SKIPPED])]
+    return rows[rows[COL_SKIPPED].isna()]
+
+
+def _rating(result: BenchmarkResult, rows: pd.DataFrame, signals: list, samples: int, seed: int) -> None:
+    good = _skip_rows(result, rows)
+    result.n = len(good)
+    truth = good[COL_TRUTH].to_numpy(dtype=float)
+    for category, signal, column in signals:
+        x = good[column].to_numpy(dtype=float)
+        keep = ~np.isnan(x)
+        if signal == LENGTH and not keep.any():
+            continue
+        est = M.correlations(x[keep], truth[keep], samples=samples, seed=seed)
+        _store(result, category, signal, _figures(RATING, est, int(keep.sum())))
+    result.points = [{"row": int(r), "model": m, FLR: finite_or_none(v), "truth": finite_or_none(t)}
+                     for r, m, v, t in zip(good[COL_ROW], good[COL_MODEL], good[FLR], truth)]
+
+
+def _ranking(result: BenchmarkResult, rows: pd.DataFrame, signals: list, elo: EloTable,
+             samples: int, seed: int) -> None:
+    good = _skip_rows(result, rows).copy()
+    result.n = len(good)
+    models = list(dict.fromkeys(rows[COL_MODEL]))  # every model, also ones fully skipped
+    matches = {m.model: m for m in match_models(models, elo)}
+    result.unmatched = [m for m in models if matches[m].elo_name is None]
+    if good[COL_PROMPT].nunique() <= 1 and len(good) > len(models):
+        # no prompt ids: the i-th response of each model stands for prompt i
+        good[COL_PROMPT] = good.groupby(COL_MODEL).cumcount().astype(str)
+    else:
+        # a model answering one prompt twice keeps both answers (a model's FLR is the plain
+        # mean over its rows), as the k-th answer to that prompt
+        nth = good.groupby([COL_MODEL, COL_PROMPT]).cumcount()
+        good[COL_PROMPT] = [p if k == 0 else f"{p}#{k}" for p, k in zip(good[COL_PROMPT], nth)]
+    means = good.groupby(COL_MODEL)[FLR].mean()
+    counts = good.groupby(COL_MODEL)[FLR].size()
+    result.models = [
+        {"model": m, "flr": finite_or_none(float(means.get(m, math.nan))),
+         "elo": matches[m].elo, "elo model": matches[m].elo_name or "",
+         "matched by": matches[m].how, "responses": int(counts.get(m, 0))}
+        for m in models]
+    matched = [m for m in models if matches[m].elo_name is not None and m in means.index]
+    if result.unmatched:
+        result.warnings.append("no ELO for: " + ", ".join(result.unmatched)
+                               + " (left out of the correlation)")
+    ref = [matches[m].elo for m in matched]
+    sub = good[good[COL_MODEL].isin(matched)]
+    for category, signal, column in signals:
+        if sub[column].isna().all():
+            continue
+        matrix = sub.pivot_table(index=COL_MODEL, columns=COL_PROMPT, values=column,
+                                 aggfunc="mean", dropna=False).reindex(matched)
+        est = M.ranking_correlations(matrix.to_numpy(dtype=float), ref, samples=samples, seed=seed)
+        figures = _figures(RANKING, est, len(matched))
+        if category == OVERALL and signal == FLR:
+            figures["n_models"] = len(models)
+            figures["n_matched"] = len(matched)
+        _store(result, category, signal, figures)
