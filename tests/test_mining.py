@@ -12,8 +12,8 @@ import torch
 from core.engine.conversation import Conversation
 from core.errors import ConfigError, InputError
 from core.engine.followups import FollowupSet, followups_from_mapping
-from core.mining.mining import (CACHE_FOLDER, EMPTY_REPLY, Generation, MiningConfig, RowSampler,
-                         SampleCache, TransformersPolicy, mine, run_key, sample_seed)
+from core.mining.mining import CACHE_FOLDER, EMPTY_REPLY, MiningConfig, SampleCache, mine, run_key
+from core.mining.policy import Generation, RowSampler, TransformersPolicy, sample_seed
 from core.mining.prompts import MiningPrompt, PromptFileError, load_prompts, parse_prompts
 from core.engine.results import ConversationScore
 from tests.fakes import FakeScorer

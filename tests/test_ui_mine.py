@@ -109,10 +109,10 @@ def test_app_mounts_the_mine_tab(tmp_path: Path) -> None:
 def test_mine_through_the_running_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gradio_client import Client
 
-    import core.mining.mining
+    import core.mining.policy
     from tests.test_app_client import running_app
 
-    monkeypatch.setattr(core.mining.mining, "load_policy", lambda config: ScriptedPolicy())
+    monkeypatch.setattr(core.mining.policy, "load_policy", lambda config: ScriptedPolicy())
     with running_app(tmp_path, scorer_factory=FakeScorer) as url:
         client = Client(url, verbose=False)
         summary, table, files = client.predict("What is 2 + 2?\nName a colour.", None, 3, 16, 0.8, 0.95, 0, 0.0,

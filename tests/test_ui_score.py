@@ -41,6 +41,9 @@ class FakeScorer:
     def score_many(self, conversations, followups, progress=None):
         return [self.score(c, followups) for c in conversations]
 
+    def with_config(self, config):
+        return None  # made anew by the factory, so the tests can count loads
+
 
 @pytest.fixture
 def state(tmp_path):

@@ -1,20 +1,18 @@
 """Assembling the tabs into one `gr.Blocks`, and the options it is launched with.
 
 Each tab module exposes `build(ctx: AppContext)`, called inside its `gr.Tab`; the builder owns
-the tab itself. `ui/tab_mine.py` (preference mining) is added when that module exists.
+the tab itself.
 Building the app loads no model: the shared `ScorerHub` loads one on the first request.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from typing import Any
 
 import gradio as gr
 
-from ui import tab_about, tab_batch, tab_dashboards, tab_score
+from ui import tab_about, tab_batch, tab_dashboards, tab_mine, tab_score
 from ui.context import AppContext, render_controls
 from ui.settings import AppSettings
 from ui.state import AppState, ScorerFactory
@@ -48,10 +46,8 @@ def build_app(settings: AppSettings | None = None, *, scorer_factory: ScorerFact
                 tab_batch.build(ctx)
             with gr.Tab("Dashboards", id="dashboards", elem_id="dashboards-tab"):
                 tab_dashboards.build(ctx)
-            mine = _optional_tab("ui.tab_mine")
-            if mine is not None:
-                with gr.Tab("Mine preferences", id="mine"):
-                    mine.build(ctx)
+            with gr.Tab("Mine preferences", id="mine"):
+                tab_mine.build(ctx)
             with gr.Tab("About", id="about"):
                 tab_about.build(ctx)
     demo.queue(default_concurrency_limit=settings.concurrency)
@@ -68,8 +64,3 @@ def launch_options(settings: AppSettings, **overrides: Any) -> dict[str, Any]:
     options.update(overrides)
     return options
 
-
-def _optional_tab(module: str) -> Any:
-    if importlib.util.find_spec(module) is None:
-        return None
-    return importlib.import_module(module)

@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # core.engine.scorer imports torch; the app must start withou
 log = logging.getLogger(__name__)
 
 ScorerFactory = Callable[[ScoringConfig], "Scorer"]
-WEIGHT_FIELDS = ("model", "device", "dtype", "trust_remote_code")  # changing these reloads the model
 
 
 def default_factory(config: ScoringConfig) -> Scorer:
@@ -51,15 +50,14 @@ class ScorerHub:
 
     def needs_load(self, config: ScoringConfig) -> bool:
         """Whether `get(config)` would load weights (to tell the visitor why it takes a while)."""
-        current = self._config
-        return current is None or any(getattr(current, f) != getattr(config, f) for f in WEIGHT_FIELDS)
+        return self._config is None or not self._config.same_weights(config)
 
     def get(self, config: ScoringConfig) -> "Scorer":
         """The scorer for `config`, loading it if the current one has other settings."""
         with self._lock:
             if self._scorer is not None and self._config == config:
                 return self._scorer
-            rewrapped = self._rewrap(config)
+            rewrapped = self._scorer.with_config(config) if self._scorer is not None else None
             if rewrapped is not None:
                 self._scorer, self._config = rewrapped, config
                 return rewrapped
@@ -80,19 +78,6 @@ class ScorerHub:
             self.loads += 1
             return scorer
 
-    def _rewrap(self, config: ScoringConfig) -> "Scorer | None":
-        """The loaded weights under new scoring settings (mode, aggregation, ...), when only those
-        changed and the scorer is the engine's: switching mode must not reload a large model."""
-        loaded = getattr(self._scorer, "loaded", None)
-        if loaded is None or self._config is None or self._factory is not default_factory:
-            return None
-        if any(getattr(self._config, f) != getattr(config, f) for f in WEIGHT_FIELDS):
-            return None
-        from core.engine.scorer import FLRScorer
-
-        log.info("same weights, new scoring settings (%s mode, %s aggregation)", config.mode,
-                 config.aggregation)
-        return FLRScorer(loaded, config)
 
 
 class CancelFlags:

@@ -22,7 +22,8 @@ from core.locations import ASSETS_DIR
 from core.engine.config import ScoringConfig
 from core.errors import ConfigError
 from core.engine.followups import default_followups
-from core.mining.mining import MiningConfig, Policy
+from core.mining.mining import MiningConfig
+from core.mining.policy import Policy
 from core.mining.preferences import ExportConfig, export_preferences, format_summary, samples_frame
 from core.names import SAMPLE_FLR, SAMPLE_INDEX, SAMPLE_PROMPT, SAMPLE_PROMPT_ID, SAMPLE_RESPONSE, SAMPLE_ROLE
 from core.mining.prompts import MiningPrompt, load_prompts, parse_prompts
@@ -42,12 +43,9 @@ PolicyFactory = Callable[[ScoringConfig, "Scorer"], Policy]
 
 def default_policy(config: ScoringConfig, scorer: "Scorer") -> Policy:
     """The scorer's own model when the policy is the same model, else a freshly loaded one."""
-    from core.mining.mining import TransformersPolicy, load_policy  # torch only when a model is needed
+    from core.mining.policy import policy_for  # torch only when a model is needed
 
-    loaded = getattr(scorer, "loaded", None)
-    if loaded is not None and config.model == scorer.config.model:
-        return TransformersPolicy.from_loaded(loaded)
-    return load_policy(config)
+    return policy_for(config, scorer)
 
 
 def demo_prompts_text(count: int = DEMO_COUNT) -> str:

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from core.cli.main import add_scoring_arguments, config_from_args
+from core.cli.flags import add_scoring_arguments, config_from_args
 from core.errors import FLRError, InputError
 from core.engine.followups import DEFAULT_PATH as DEFAULT_FOLLOWUPS_PATH
 from core.evaluation.report_cache import ReportMemo, default_cache_path, memo_key

@@ -20,7 +20,8 @@ import sys
 import time
 from typing import Any
 
-from core.engine.config import AGGREGATIONS, DTYPES, EMBEDDED_MODEL, MODES, ScoringConfig
+from core.cli.flags import add_scoring_arguments, config_from_args
+from core.engine.config import EMBEDDED_MODEL
 from core.errors import FLRError
 from core.mining.mining import MiningConfig
 
@@ -47,8 +48,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="where the datasets, dataset_info.json, summary and resume cache go")
     parser.add_argument("--policy", default=EMBEDDED_MODEL, metavar="M",
                         help="model that writes the replies (default: embedded)")
-    parser.add_argument("--scorer", "--model", dest="scorer", default=None, metavar="M",
-                        help="model that scores them (default: $FLR_MODEL or embedded)")
     parser.add_argument("--samples", type=int, default=_DEFAULTS.samples, metavar="K",
                         help=f"replies per prompt (default {_DEFAULTS.samples})")
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, metavar="S",
@@ -68,23 +67,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="KTO: desirable iff FLR >= X (default: above the prompt's median FLR)")
     parser.add_argument("--finished-only", action="store_true",
                         help="leave replies cut at --max-new-tokens out of the DPO / KTO / SFT data")
-    parser.add_argument("--followups", default=None, metavar="SET.json",
-                        help="follow-up set (default: the bundled six-category set)")
     parser.add_argument("--categories", default=None, metavar="A,B",
                         help="score only these follow-up categories (comma-separated)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N prompts")
     parser.add_argument("--prefix", default="flr", help="file and dataset-name prefix (default flr)")
-    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    parser.add_argument("--dtype", default=None, choices=DTYPES, help="model dtype (default auto)")
-    parser.add_argument("--mode", default=None, choices=MODES, help="scorer mode (default base)")
-    parser.add_argument("--aggregation", default=None, choices=AGGREGATIONS,
-                        help="follow-up score aggregation (default mean)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="follow-up sequences per scoring forward pass")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="scoring token budget per sequence (default: the model's context)")
-    parser.add_argument("--trust-remote-code", action="store_true", default=None,
-                        help="allow model code from the Hub for either model (off by default)")
+    add_scoring_arguments(parser, ("--scorer", "--model"),
+                          "model that scores them (default: $FLR_MODEL or embedded)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=run)
     return parser
@@ -114,7 +102,8 @@ def _feedback_data(args: argparse.Namespace) -> int:
 
 def _mine(args: argparse.Namespace) -> int:
     from core.engine.followups import load_followups
-    from core.mining.mining import TransformersPolicy, load_policy, mine
+    from core.mining.mining import mine
+    from core.mining.policy import policy_for
     from core.mining.preferences import ExportConfig, export_preferences, format_summary
     from core.mining.prompts import PromptFileError, load_prompts
     from core.engine.scorer import load_scorer
@@ -124,9 +113,7 @@ def _mine(args: argparse.Namespace) -> int:
                           batch_size=args.generation_batch_size)
     export = ExportConfig(min_margin=args.min_margin, kto_threshold=args.kto_threshold, prefix=args.prefix,
                           finished_only=args.finished_only)
-    scoring = ScoringConfig.from_env(model=args.scorer, device=args.device, dtype=args.dtype, mode=args.mode,
-                                     aggregation=args.aggregation, batch_size=args.batch_size,
-                                     max_length=args.max_length, trust_remote_code=args.trust_remote_code)
+    scoring = config_from_args(args)
     policy_config = scoring.with_changes(model=args.policy)
     prompts = load_prompts(args.prompts)
     if args.limit is not None:
@@ -139,11 +126,7 @@ def _mine(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     scorer = load_scorer(scoring)
-    loaded = getattr(scorer, "loaded", None)
-    if loaded is not None and policy_config.model == scoring.model:
-        policy = TransformersPolicy.from_loaded(loaded)  # one model plays both parts
-    else:
-        policy = load_policy(policy_config)
+    policy = policy_for(policy_config, scorer)
     load_seconds = time.perf_counter() - started
 
     bar = None

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.main import add_scoring_arguments, config_from_args
+from core.cli.flags import add_scoring_arguments, config_from_args
 from core.engine.conversation import Conversation, parse_conversation
 from core.errors import ConversationError, InputError
 from core.engine.followups import load_followups

@@ -20,6 +20,7 @@ AGGREGATIONS = ("mean", "sum", "paper")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 ENV_PREFIX = "FLR_"
+WEIGHT_FIELDS = ("model", "device", "dtype", "trust_remote_code")  # changing these loads other weights
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class ScoringConfig:
     def with_changes(self, **changes: Any) -> "ScoringConfig":
         """A copy with some settings changed (validated like a new config)."""
         return replace(self, **changes)
+
+    def same_weights(self, other: "ScoringConfig") -> bool:
+        """Whether `other` runs on the very weights this config loads (only scoring settings differ)."""
+        return all(getattr(self, f) == getattr(other, f) for f in WEIGHT_FIELDS)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

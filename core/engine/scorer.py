@@ -71,6 +71,11 @@ class Scorer(Protocol):
                    progress: ProgressCallback | None = None) -> list[ConversationScore]:
         ...
 
+    def with_config(self, config: ScoringConfig) -> "Scorer | None":
+        """The same loaded weights under other scoring settings (mode, aggregation, batch size,
+        max length), or None when `config` needs other weights and must be loaded anew."""
+        ...
+
 
 def load_scorer(config: ScoringConfig) -> "FLRScorer":
     """Load `config.model` and wrap it in a scorer."""
@@ -100,6 +105,13 @@ class FLRScorer:
     @property
     def uses_shared_prefix(self) -> bool:
         return self._shared_prefix
+
+    def with_config(self, config: ScoringConfig) -> "FLRScorer | None":
+        """This scorer's weights under `config`'s scoring settings; None if `config` names other
+        weights (switching mode or aggregation must not reload a large model)."""
+        if not self.config.same_weights(config):
+            return None
+        return FLRScorer(self.loaded, config)
 
     # -- public API -----------------------------------------------------------------------
 
