@@ -5,7 +5,7 @@ The public Python API, for notebooks and scripts:
     from core import ScoringConfig, load_scorer, parse_conversation, default_followups
     scorer = load_scorer(ScoringConfig(model="embedded"))
     result = scorer.score(parse_conversation(["What is 2+2?", "4."]), default_followups())
-    print(result.flr, result.summary)
+    print(result.flr, result.category_frame())
 
 Evaluate with `detect_benchmarks` + `run_evaluation`, mine preference data with `load_prompts`,
 `policy_for`, `mine` and `export_preferences`. The sub-packages are the subsystems:

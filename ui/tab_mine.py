@@ -1,4 +1,4 @@
-"""Mine preferences tab: sample replies for a few prompts, score them with SAMPLE_FLR, download datasets.
+"""Mine preferences tab: sample replies for a few prompts, score them with FLR, download datasets.
 
 A small demo of the alignment loop on the app's model: by default the model chosen above the
 tabs writes the replies (policy) and scores them (scorer), so no second model is loaded. The
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 DEMO_PROMPTS = ASSETS_DIR / "mine_demo_prompts.json"
 DEMO_COUNT = 3  # prompts pre-filled in the box: small enough for a CPU demo
-MAX_PROMPTS = 20  # the tab is a demo; larger runs belong on the CLI (`python -m core mine`)
+MAX_PROMPTS = 20  # the tab is a demo; larger runs belong on the CLI (`flr mine`)
 
 PolicyFactory = Callable[[ScoringConfig, "Scorer"], Policy]
 
@@ -69,7 +69,7 @@ def read_prompts(text: str | None, upload: str | None) -> list[MiningPrompt]:
     if len(prompts) > MAX_PROMPTS:
         raise ConfigError(
             f"{len(prompts)} prompts; this demo takes at most {MAX_PROMPTS}. Use "
-            "`python -m core mine --prompts FILE` for larger runs"
+            "`flr mine --prompts FILE` for larger runs"
         )
     return prompts
 
@@ -124,7 +124,7 @@ def build(ctx: AppContext, policy_factory: PolicyFactory = default_policy) -> No
     names = list(default_followups().names)
     gr.Markdown(
         "Sample several replies per prompt from the model above (the **policy**), score each with "
-        "FLR, and download preference data for LLaMA-Factory: DPO pairs (highest vs lowest SAMPLE_FLR), "
+        "FLR, and download preference data for LLaMA-Factory: DPO pairs (highest vs lowest FLR), "
         "KTO (each reply tagged desirable or not), SFT (best reply), in alpaca and sharegpt "
         "formats with `dataset_info.json`. For larger runs use `python -m core mine`.",
         elem_classes="flr-note")
@@ -146,7 +146,7 @@ def build(ctx: AppContext, policy_factory: PolicyFactory = default_policy) -> No
                 temperature = gr.Slider(0.0, 1.5, value=0.8, step=0.05, label="Temperature (0 = greedy)")
                 top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="Top-p")
                 seed = gr.Number(0, precision=0, label="Seed (same seed, same samples)")
-                min_margin = gr.Number(0.0, label="DPO minimum margin (best − worst SAMPLE_FLR)")
+                min_margin = gr.Number(0.0, label="DPO minimum margin (best − worst FLR)")
                 kto_threshold = gr.Number(None, label="KTO threshold (empty = per-prompt median)")
             run_button = gr.Button("Sample and score", variant="primary", elem_id="mine-button")
     summary = gr.Markdown(elem_id="mine-summary")

@@ -1,6 +1,6 @@
 """The `evaluate` subcommand: benchmark files in, a metrics table and REPORT.json out.
 
-    python -m core evaluate PATHS... [--model M] [--followups SET.json] [--mode ...]
+    flr evaluate PATHS... [--model M] [--followups SET.json] [--mode ...]
         [--aggregation ...] [--kind ...] [--score-field F] [--limit N] [--elo FILE]
         [--report REPORT.json] [--output-dir DIR] [--cache PATH | --no-cache]
 

@@ -1,6 +1,6 @@
-"""`python -m core mine`: sample replies, score them with FLR, export LLaMA-Factory datasets.
+"""`flr mine`: sample replies, score them with FLR, export LLaMA-Factory datasets.
 
-    python -m core mine --prompts prompts.jsonl --output-dir mined/ [--policy M] [--scorer M]
+    flr mine --prompts prompts.jsonl --output-dir mined/ [--policy M] [--scorer M]
         [--samples K] [--seed S] [--max-new-tokens N] [--temperature T] [--top-p P]
         [--min-margin X] [--kto-threshold X] [--followups SET.json] [--limit N]
 

@@ -1,4 +1,4 @@
-"""`python -m core score`: follow-up rewards for every conversation in a JSON/JSONL/CSV file.
+"""`flr score`: follow-up rewards for every conversation in a JSON/JSONL/CSV file.
 
 Input items are utterance lists or objects with a `conversation` field (other fields are kept).
 Every item is parsed before the model loads, so a bad item is reported (with its number and

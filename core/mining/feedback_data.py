@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.errors import InputError
-from core.mining.preferences import GPT, HUMAN, write_dataset_info, write_json
+from core.mining.llamafactory import GPT, HUMAN, write_dataset_info, write_json
 from core.evaluation.records import Record, parse_records, read_records
 from core.engine.rendering import FEEDBACK_INSTRUCTION
 

@@ -1,19 +1,16 @@
 """Mined samples -> LLaMA-Factory datasets (DPO, KTO, SFT; alpaca and sharegpt) and a summary.
 
-Formats follow LLaMA-Factory's `data/README.md`: data files are JSON lists, and
-`dataset_info.json` names each file with its `formatting`, `ranking` and `columns` (sharegpt
-messages use the default tags `from` / `value` with roles `human` / `gpt`, so no `tags` are
-written). The data files carry only documented fields; rewards and provenance go to the plain
-JSONL of every sample (`<prefix>_samples.jsonl`) and to `<prefix>_summary.json`.
+Which samples become training data is decided here; the records and `dataset_info.json` are
+written by `core.mining.llamafactory`. Rewards and provenance go to the plain JSONL of every
+sample (`<prefix>_samples.jsonl`) and to `<prefix>_summary.json`.
 
 Choices made on purpose:
-- DPO: chosen = highest SAMPLE_FLR, rejected = lowest; a prompt is kept only when the margin is
+- DPO: chosen = highest FLR, rejected = lowest; a prompt is kept only when the margin is
   positive and at least `min_margin` (equal rewards say nothing about preference).
-- KTO with no threshold: a sample is desirable above its prompt's median SAMPLE_FLR and undesirable
+- KTO with no threshold: a sample is desirable above its prompt's median FLR and undesirable
   below it; samples exactly at the median (the middle one of an odd K) are left out.
-- SFT: the highest-SAMPLE_FLR sample of each prompt with at least one scored sample.
-- An existing `dataset_info.json` in the output folder is merged into, not replaced, so the
-  folder can be LLaMA-Factory's own `data/`.
+- SFT: the highest-FLR sample of each prompt with at least one scored sample.
+
 """
 
 from __future__ import annotations
@@ -27,24 +24,36 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from core.errors import ConfigError, InputError
+from core.errors import ConfigError
+from core.mining.llamafactory import (
+    FLAVOURS,
+    dataset_info_entry,
+    dpo_records,
+    kto_records,
+    sft_records,
+    write_dataset_info,
+    write_json,
+)
 from core.mining.mining import PromptSamples, Sample
 from core.mining.prompts import MiningPrompt
-from core.names import (CHOSEN, REJECTED, SAMPLE_FLR, SAMPLE_INDEX, SAMPLE_PROMPT, SAMPLE_PROMPT_ID,
-                        SAMPLE_RESPONSE, SAMPLE_ROLE)
-
-FLAVOURS = ("alpaca", "sharegpt")
-HUMAN, GPT = "human", "gpt"  # LLaMA-Factory's default sharegpt role tags
-DATASET_INFO = "dataset_info.json"
-
+from core.names import (
+    CHOSEN,
+    REJECTED,
+    SAMPLE_FLR,
+    SAMPLE_INDEX,
+    SAMPLE_PROMPT,
+    SAMPLE_PROMPT_ID,
+    SAMPLE_RESPONSE,
+    SAMPLE_ROLE,
+)
 
 
 @dataclass(frozen=True)
 class ExportConfig:
     """How samples become training data."""
 
-    min_margin: float = 0.0  # DPO: keep a prompt only if best - worst SAMPLE_FLR >= this (and > 0)
-    kto_threshold: float | None = None  # KTO: desirable iff SAMPLE_FLR >= this; None = per-prompt median
+    min_margin: float = 0.0  # DPO: keep a prompt only if best - worst FLR >= this (and > 0)
+    kto_threshold: float | None = None  # KTO: desirable iff FLR >= this; None = per-prompt median
     prefix: str = "flr"  # file stem and dataset-name prefix
     flavours: tuple[str, ...] = FLAVOURS  # which LLaMA-Factory formattings to write
     finished_only: bool = False  # leave replies cut at max new tokens out of DPO / KTO / SFT
@@ -155,114 +164,6 @@ def sft_examples(results: Sequence[PromptSamples]) -> list[tuple[int, MiningProm
             out.append((result.index, result.prompt, best))
     return out
 
-
-# --- LLaMA-Factory records -------------------------------------------------------------------
-
-def alpaca_base(prompt: MiningPrompt, with_system: bool, with_history: bool) -> dict[str, Any]:
-    record: dict[str, Any] = {"instruction": prompt.text, "input": ""}
-    if with_system:
-        record["system"] = prompt.system or ""
-    if with_history:
-        record["history"] = [list(pair) for pair in prompt.history]
-    return record
-
-
-def sharegpt_messages(prompt: MiningPrompt, reply: str | None = None) -> list[dict[str, str]]:
-    turns = list(prompt.turns) + ([reply] if reply is not None else [])
-    return [{"from": HUMAN if i % 2 == 0 else GPT, "value": t} for i, t in enumerate(turns)]
-
-
-def sharegpt_base(prompt: MiningPrompt, reply: str | None, with_system: bool) -> dict[str, Any]:
-    record: dict[str, Any] = {"conversations": sharegpt_messages(prompt, reply)}
-    if with_system:
-        record["system"] = prompt.system or ""
-    return record
-
-
-def dpo_records(pairs: Sequence[PreferencePair], flavour: str, with_system: bool = False,
-                with_history: bool = False) -> list[dict[str, Any]]:
-    if flavour == "alpaca":
-        return [{**alpaca_base(p.prompt, with_system, with_history),
-                 "chosen": p.chosen.response, "rejected": p.rejected.response} for p in pairs]
-    return [{**sharegpt_base(p.prompt, None, with_system),
-             "chosen": {"from": GPT, "value": p.chosen.response},
-             "rejected": {"from": GPT, "value": p.rejected.response}} for p in pairs]
-
-
-def kto_records(examples: Sequence[KTOExample], flavour: str, with_system: bool = False,
-                with_history: bool = False) -> list[dict[str, Any]]:
-    if flavour == "alpaca":
-        return [{**alpaca_base(e.prompt, with_system, with_history), "output": e.sample.response,
-                 "kto_tag": e.desirable} for e in examples]
-    return [{**sharegpt_base(e.prompt, e.sample.response, with_system), "kto_tag": e.desirable}
-            for e in examples]
-
-
-def sft_records(examples: Sequence[tuple[int, MiningPrompt, Sample]], flavour: str,
-                with_system: bool = False, with_history: bool = False) -> list[dict[str, Any]]:
-    if flavour == "alpaca":
-        return [{**alpaca_base(prompt, with_system, with_history), "output": sample.response}
-                for _, prompt, sample in examples]
-    return [sharegpt_base(prompt, sample.response, with_system) for _, prompt, sample in examples]
-
-
-def dataset_info_entry(file_name: str, kind: str, flavour: str, with_system: bool = False,
-                       with_history: bool = False) -> dict[str, Any]:
-    """The `dataset_info.json` entry LLaMA-Factory's data/README.md gives for this kind."""
-    if kind not in ("dpo", "kto", "sft"):
-        raise ValueError(f"unknown dataset kind {kind!r}")
-    entry: dict[str, Any] = {"file_name": file_name}
-    if flavour == "sharegpt":
-        entry["formatting"] = "sharegpt"
-    if kind == "dpo":
-        entry["ranking"] = True
-    if flavour == "alpaca":
-        columns = {"prompt": "instruction", "query": "input"}
-        if kind == "dpo":
-            columns.update(chosen="chosen", rejected="rejected")
-        else:
-            columns["response"] = "output"
-        if with_history:
-            columns["history"] = "history"
-    else:
-        columns = {"messages": "conversations"}
-        if kind == "dpo":
-            columns.update(chosen="chosen", rejected="rejected")
-    if kind == "kto":
-        columns["kto_tag"] = "kto_tag"
-    if with_system:
-        columns["system"] = "system"
-    entry["columns"] = columns
-    return entry
-
-
-def write_dataset_info(output_dir: str | Path, entries: Mapping[str, Mapping[str, Any]]) -> Path:
-    """Add or replace `entries` in DIR/dataset_info.json, keeping any other datasets there."""
-    path = Path(output_dir) / DATASET_INFO
-    info: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise InputError(
-                f"{path}: existing file is not valid JSON (line {err.lineno}: {err.msg}); "
-                "fix or remove it so the new datasets can be added"
-            ) from None
-        if not isinstance(info, dict):
-            raise InputError(f"{path}: existing file is not a JSON object of datasets; fix or remove it")
-    info.update({name: dict(entry) for name, entry in entries.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
-def write_json(path: Path, records: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
-# --- the whole export ------------------------------------------------------------------------
 
 def export_preferences(results: Sequence[PromptSamples], output_dir: str | Path,
                        config: ExportConfig = ExportConfig(),
@@ -392,7 +293,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"DPO pairs  {dpo['prompts_kept']} prompts kept, {dpo['prompts_dropped']} dropped ({reasons}); "
-        f"min margin {num(dpo['min_margin'])}; chosen mean SAMPLE_FLR {num(dpo['chosen_mean_flr'])}, "
+        f"min margin {num(dpo['min_margin'])}; chosen mean FLR {num(dpo['chosen_mean_flr'])}, "
         f"rejected {num(dpo['rejected_mean_flr'])}",
         f"KTO        {kto['examples']} examples: {kto['desirable']} desirable, {kto['undesirable']} "
         f"undesirable ({kto['rule']}; {kto['left_out_at_median']} left out at the median)",
@@ -402,7 +303,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 def samples_frame(results: Sequence[PromptSamples], selection: Selection | None = None) -> pd.DataFrame:
-    """One row per sample: prompt, reply, SAMPLE_FLR, per-category rewards, and its DPO role."""
+    """One row per sample: prompt, reply, FLR, per-category rewards, and its DPO role."""
     chosen = {(p.prompt_index, p.chosen.index) for p in selection.pairs} if selection else set()
     rejected = {(p.prompt_index, p.rejected.index) for p in selection.pairs} if selection else set()
     categories: list[str] = []

@@ -139,7 +139,7 @@ def test_missing_prompt_file(tmp_path: Path) -> None:
 
 
 def test_bundled_demo_prompts_load() -> None:
-    path = Path(__file__).resolve().parents[1] / "assets" / "mine_demo_prompts.json"
+    path = Path(__file__).resolve().parents[2] / "assets" / "mine_demo_prompts.json"
     prompts = load_prompts(path)
     assert 3 <= len(prompts) <= 10
     assert all(len(p.turns) == 1 and p.text.strip() for p in prompts)

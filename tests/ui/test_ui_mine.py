@@ -12,7 +12,7 @@ from core.errors import ConfigError, FLRError
 from core.engine.followups import default_followups
 from tests.fakes import FakeScorer
 from tests.llamafactory_schema import check_llamafactory_dataset
-from tests.test_mining import ScriptedPolicy
+from tests.mining.test_mining import ScriptedPolicy
 from ui import tab_mine
 from ui.settings import AppSettings
 from ui.state import AppState
@@ -110,7 +110,7 @@ def test_mine_through_the_running_app(tmp_path: Path, monkeypatch: pytest.Monkey
     from gradio_client import Client
 
     import core.mining.policy
-    from tests.test_app_client import running_app
+    from tests.ui.test_app_client import running_app
 
     monkeypatch.setattr(core.mining.policy, "load_policy", lambda config: ScriptedPolicy())
     with running_app(tmp_path, scorer_factory=FakeScorer) as url:

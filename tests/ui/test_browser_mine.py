@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes import FakeScorer
-from tests.test_app_client import running_app
-from tests.test_browser import TIMEOUT_MS, browser, shoot, wait_text  # noqa: F401  (fixture)
-from tests.test_mining import ScriptedPolicy
+from tests.ui.test_app_client import running_app
+from tests.ui.test_browser import TIMEOUT_MS, browser, shoot, wait_text  # noqa: F401  (fixture)
+from tests.mining.test_mining import ScriptedPolicy
 
 pytestmark = pytest.mark.browser
 

@@ -225,7 +225,7 @@ def test_unknown_shape_asks_for_the_kind(tmp_path: Path) -> None:
 
 
 def test_bundled_samples_are_detected() -> None:
-    samples = Path(__file__).resolve().parents[1] / "assets" / "samples"
+    samples = Path(__file__).resolve().parents[2] / "assets" / "samples"
     found = {b.name: b for b in detect_benchmarks([samples])}
     assert {n: (b.kind, b.precomputed, b.n) for n, b in found.items()} == {
         "hh_rlhf_helpful_20": (PAIRWISE, False, 20),

@@ -13,14 +13,14 @@ from typing import Iterator
 
 import pytest
 
-from tests.test_app_client import running_app
+from tests.ui.test_app_client import running_app
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--headless"]
-ARTIFACTS = Path(os.environ.get("FLR_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+ARTIFACTS = Path(os.environ.get("FLR_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 TIMEOUT_MS = 30_000
 
 

@@ -1,4 +1,4 @@
-"""`python -m core mine`: argument handling, outputs, resume, and one-line errors (fake scorer)."""
+"""`flr mine`: argument handling, outputs, resume, and one-line errors (fake scorer)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import core.engine.scorer
 from core.cli import mine as mine_cli
 from tests.fakes import FakeScorer
 from tests.llamafactory_schema import check_llamafactory_dataset
-from tests.test_mining import ScriptedPolicy
+from tests.mining.test_mining import ScriptedPolicy
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from core.engine.followups import default_followups
-from tests.test_ui_score import FakeScorer
+from tests.ui.test_ui_score import FakeScorer
 from ui.app import build_app, launch_options
 from ui.settings import AppSettings
 

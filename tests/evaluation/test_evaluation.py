@@ -318,7 +318,7 @@ def test_a_rerun_with_everything_cached_does_not_import_torch(tmp_path: Path) ->
     code = ("import sys; from core.cli.evaluate import main; "
             f"rc = main([{str(folder)!r}, '--report', {str(tmp_path / 'r.json')!r}, '--no-cache']); "
             "assert rc == 0 and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
