@@ -32,3 +32,7 @@ class ConfigError(InputError):
 
 class ModelLoadError(FLRError, RuntimeError):
     """A model or tokenizer that could not be loaded."""
+
+
+class ClusterError(FLRError, RuntimeError):
+    """A Ray cluster that cannot be used: Ray missing, no cluster at the address, every worker lost."""

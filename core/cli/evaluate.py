@@ -14,6 +14,7 @@ and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import sys
@@ -21,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from core.cli.flags import add_scoring_arguments, config_from_args
+from core.cli.flags import add_ray_arguments, add_scoring_arguments, cluster_from_args, config_from_args
 from core.errors import FLRError, InputError
 from core.engine.followups import DEFAULT_PATH as DEFAULT_FOLLOWUPS_PATH
 from core.evaluation.report_cache import ReportMemo, default_cache_path, memo_key
@@ -72,6 +73,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
     out.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N",
                      help="bootstrap resamples per confidence interval (default: %(default)s)")
+    add_ray_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,6 +105,7 @@ def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
     if args.bootstrap < 100:
         raise _usage("--bootstrap needs at least 100 resamples for a 95% interval")
     config = config_from_args(args)
+    cluster = cluster_from_args(args)  # None without --ray; says how to install Ray when missing
     report_path = args.report or ((args.output_dir / "REPORT.json") if args.output_dir
                                   else Path("REPORT.json"))
     cache_path = None if args.no_cache else (args.cache or default_cache_path())
@@ -124,7 +127,7 @@ def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
                 report_path.write_text(report_json, encoding="utf-8")
                 return table, report_path, exported, True
 
-    report = _evaluate(args, config, cache_path)
+    report = _evaluate(args, config, cache_path, cluster)
     exported: list[Path] = []
     if args.output_dir is not None:
         exported = report.export(args.output_dir)
@@ -149,7 +152,8 @@ def _write_files(directory: Path, files: dict[str, str]) -> list[Path]:
     return written
 
 
-def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None) -> "EvaluationReport":
+def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
+              cluster: Any = None) -> "EvaluationReport":
     from core.evaluation.detect import detect_benchmarks
     from core.evaluation.elo import default_elo, load_elo
     from core.evaluation.runner import EvaluationOptions, run_evaluation
@@ -167,7 +171,20 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None) ->
         log.info("loading %s", config.model)
         return load_scorer(config)
 
-    with _ProgressBar() as progress:
+    if cluster is not None:  # Ray starts only if something is not cached
+        from core.distributed.scoring import ClusterScorer
+        from core.distributed.session import ClusterSession
+        from core.distributed.workers import scorer_factory
+
+        session = ClusterSession(cluster)
+
+        def factory() -> Any:  # the workers load the model; this process loads none
+            log.info("starting %d Ray worker(s) for %s", cluster.workers, config.model)
+            return ClusterScorer(session, config, scorer_factory(config))
+    else:
+        session = contextlib.nullcontext()
+
+    with session, _ProgressBar() as progress:
         return run_evaluation(benchmarks, scorer_factory=factory, config=config,
                               followups=followups, cache_path=cache_path,
                               options=EvaluationOptions(limit=args.limit, elo=elo,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from core.distributed.settings import ClusterSettings
 from core.engine.config import AGGREGATIONS, DTYPES, MODES, ScoringConfig
 
 
@@ -39,3 +40,31 @@ def config_from_args(args: argparse.Namespace) -> ScoringConfig:
         dtype=args.dtype, batch_size=args.batch_size, max_length=args.max_length,
         trust_remote_code=args.trust_remote_code,
     )
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--ray`, `--workers`, `--gpus-per-worker`, `--shard-size`: spread the work over Ray workers."""
+    defaults = ClusterSettings()
+    group = parser.add_argument_group("Ray cluster (optional: pip install -r requirements-ray.txt)")
+    group.add_argument("--ray", metavar="ADDRESS",
+                       help="run on Ray workers: 'local' starts Ray on this machine, 'auto' joins this "
+                            "machine's cluster, 'ray://host:port' connects to a remote one")
+    group.add_argument("--workers", type=int, default=defaults.workers, metavar="N",
+                       help=f"Ray workers, each loading the model once (default {defaults.workers})")
+    group.add_argument("--gpus-per-worker", type=float, default=defaults.gpus_per_worker, metavar="G",
+                       help="GPUs per worker (default 0: CPU workers; 1 = one worker per GPU)")
+    group.add_argument("--shard-size", type=int, default=defaults.shard_size, metavar="C",
+                       help=f"conversations (mining: prompt batches of --generation-batch-size) per task "
+                            f"(default {defaults.shard_size}); results do not depend on it")
+
+
+def cluster_from_args(args: argparse.Namespace) -> ClusterSettings | None:
+    """The run's `ClusterSettings`, or None without `--ray`; checks that Ray is installed."""
+    from core.distributed.session import require_ray
+
+    if getattr(args, "ray", None) is None:
+        return None
+    settings = ClusterSettings(address=args.ray, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                               shard_size=args.shard_size)
+    require_ray()
+    return settings

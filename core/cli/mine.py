@@ -15,12 +15,13 @@ with the same settings and output folder resumes from `DIR/cache/`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
 from typing import Any
 
-from core.cli.flags import add_scoring_arguments, config_from_args
+from core.cli.flags import add_ray_arguments, add_scoring_arguments, cluster_from_args, config_from_args
 from core.engine.config import EMBEDDED_MODEL
 from core.errors import FLRError
 from core.mining.mining import MiningConfig
@@ -74,6 +75,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_scoring_arguments(parser, ("--scorer", "--model"),
                           "model that scores them (default: $FLR_MODEL or embedded)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_ray_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -114,6 +116,7 @@ def _mine(args: argparse.Namespace) -> int:
     export = ExportConfig(min_margin=args.min_margin, kto_threshold=args.kto_threshold, prefix=args.prefix,
                           finished_only=args.finished_only)
     scoring = config_from_args(args)
+    cluster = cluster_from_args(args)
     policy_config = scoring.with_changes(model=args.policy)
     prompts = load_prompts(args.prompts)
     if args.limit is not None:
@@ -125,8 +128,23 @@ def _mine(args: argparse.Namespace) -> int:
         followups = followups.select([c.strip() for c in args.categories.split(",") if c.strip()])
 
     started = time.perf_counter()
-    scorer = load_scorer(scoring)
-    policy = policy_for(policy_config, scorer)
+    session: Any = contextlib.nullcontext()
+    batches = None
+    if cluster is not None:  # each Ray worker loads the scorer and the policy; this process neither
+        from core.distributed.mining import ClusterMiner
+        from core.distributed.session import ClusterSession
+        from core.distributed.workers import scorer_factory
+
+        session = ClusterSession(cluster)
+        try:
+            batches = ClusterMiner(session, scorer_factory(scoring), policy_config)
+        except BaseException:
+            session.close()
+            raise
+        scorer, policy = batches.scorer, batches.policy
+    else:
+        scorer = load_scorer(scoring)
+        policy = policy_for(policy_config, scorer)
     load_seconds = time.perf_counter() - started
 
     bar = None
@@ -141,7 +159,8 @@ def _mine(args: argparse.Namespace) -> int:
             bar.refresh()
 
     try:
-        results = mine(prompts, policy, scorer, followups, mining, args.output_dir, progress)
+        with session:
+            results = mine(prompts, policy, scorer, followups, mining, args.output_dir, progress, batches)
     finally:
         if bar is not None:
             bar.close()

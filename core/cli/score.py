@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.flags import add_scoring_arguments, config_from_args
+from core.cli.flags import add_ray_arguments, add_scoring_arguments, cluster_from_args, config_from_args
 from core.engine.conversation import Conversation, parse_conversation
 from core.errors import ConversationError, InputError
 from core.engine.followups import load_followups
@@ -30,6 +30,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--input", required=True, help="JSON, JSONL or CSV file of conversations")
     parser.add_argument("--output", required=True, help="JSONL file to write")
     add_scoring_arguments(parser)
+    add_ray_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -54,8 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from core.engine.scorer import load_scorer
 
     config = config_from_args(args)
+    cluster = cluster_from_args(args)
     followups = load_followups(args.followups)
     items = load_items(args.input)
+    if cluster is not None:
+        return _run_on_cluster(args, cluster, config, followups, items)
     scorer = load_scorer(config)
     bar = None
     if len(items) >= PROGRESS_MIN_ITEMS:
@@ -77,4 +81,54 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     print(f"wrote {len(items)} scored conversation(s) to {output}", file=sys.stderr)
+    return 0
+
+
+def _run_on_cluster(args: argparse.Namespace, cluster: Any, config: Any, followups: Any,
+                    items: list[tuple[dict[str, Any], Conversation]]) -> int:
+    """`--ray`: score on Ray workers through the score cache (`core.distributed.cached`), so a
+    killed run resumes and an identical rerun starts no worker; output in input order."""
+    from core.distributed.cached import cached_scores
+    from core.distributed.scoring import ClusterScorer
+    from core.distributed.session import ClusterSession
+    from core.distributed.workers import scorer_factory
+    from core.evaluation.score_cache import default_cache_path
+
+    for _, conversation in items:
+        for warning in conversation.warnings:
+            log.warning(warning)
+    bar = None
+    if len(items) >= PROGRESS_MIN_ITEMS:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc="scoring", unit="conv", file=sys.stderr)
+
+    def progress(done: int, _total: int) -> None:
+        if bar is not None:
+            bar.n = done
+            bar.refresh()
+
+    with ClusterSession(cluster) as session:
+        results, stats = cached_scores([c for _, c in items], followups, config, default_cache_path(),
+                                       lambda: ClusterScorer(session, config, scorer_factory(config)),
+                                       progress)
+    if bar is not None:
+        bar.close()
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    failed = []
+    with output.open("w", encoding="utf-8") as fh:
+        for number, ((record, _), result) in enumerate(zip(items, results), start=1):
+            if isinstance(result, str):
+                failed.append(f"item {number}: {result}")
+                record["error"] = result
+            else:
+                record.update(result.to_record())
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    print(f"wrote {len(items)} scored conversation(s) to {output} ({stats['scored']} scored on "
+          f"{cluster.workers} Ray worker(s), {stats['from_cache']} from the score cache)", file=sys.stderr)
+    if failed:
+        print(f"error: {len(failed)} conversation(s) could not be scored (their records carry an "
+              f"'error' field): {'; '.join(failed[:3])}", file=sys.stderr)
+        return 2
     return 0

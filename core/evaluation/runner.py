@@ -132,6 +132,8 @@ class _CachedScoring:
               progress: Progress | None, cancel: threading.Event | None) -> bool:
         """Score `todo` in chunks, committing each into the cache and `found`; True if
         cancelled before the end."""
+        if hasattr(self.scorer, "score_stream"):  # a cluster scorer: shards stream back as they finish
+            return self._stream(todo, found, progress, cancel)
         total = len(todo)
         done = 0
         for start in range(0, total, chunk_size):
@@ -147,6 +149,27 @@ class _CachedScoring:
             done += len(chunk)
             if progress is not None:
                 progress(done, total, f"scored {done} of {total} conversations")
+        return False
+
+    def _stream(self, todo: list[tuple[str, Conversation]], found: _Found, progress: Progress | None,
+                cancel: threading.Event | None) -> bool:
+        """Commit each shard as a worker returns it (`core.distributed.scoring.ClusterScorer`);
+        rows of a shard that broke a worker are reported as failed but not cached."""
+        total, done = len(todo), 0
+        for shard in self.scorer.score_stream(todo, self.followups):  # type: ignore[attr-defined]
+            self.cache.put_many(self.identity, self.settings, self.followups, shard.scores, shard.failures)
+            found.scores.update(shard.scores)
+            found.failures.update({**shard.failures, **shard.failed})
+            found.stats["scored"] += len(shard.scores)
+            found.stats["failed"] += len(shard.failures) + len(shard.failed)
+            done += len(shard.scores) + len(shard.failures) + len(shard.failed)
+            if shard.failed:
+                log.warning("%d conversation(s) failed on a worker: %s", len(shard.failed),
+                            next(iter(shard.failed.values())))
+            if progress is not None:
+                progress(done, total, f"scored {done} of {total} conversations")
+            if cancel is not None and cancel.is_set() and done < total:
+                return True
         return False
 
     def _chunk(self, chunk: list[tuple[str, Conversation]], done: int, total: int,

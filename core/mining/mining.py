@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from core.engine.followups import FollowupSet
 from core.errors import ConfigError
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 
 ProgressCallback = Callable[[int, int], None]  # (replies done, replies total)
+# (prompts, batches of prompt indices, follow-ups, config) -> each batch's results as it finishes
+BatchMiner = Callable[[Sequence[MiningPrompt], list[list[int]], FollowupSet, "MiningConfig"],
+                      Iterable[list["PromptSamples"]]]
 
 
 CACHE_FOLDER = "cache"
@@ -185,11 +188,14 @@ class SampleCache:
 
 def mine(prompts: Sequence[MiningPrompt], policy: Policy, scorer: "Scorer", followups: FollowupSet,
          config: MiningConfig, output_dir: str | Path | None = None,
-         progress: ProgressCallback | None = None) -> list[PromptSamples]:
+         progress: ProgressCallback | None = None,
+         batches: BatchMiner | None = None) -> list[PromptSamples]:
     """Sample, score and keep every reply; with `output_dir`, cache as it goes and resume.
 
     `progress(done, total)` counts replies (prompts x samples), those from the cache included;
-    it advances as the scorer finishes each reply.
+    it advances as the scorer finishes each reply. `batches`, when given, mines the batches
+    elsewhere (`core.distributed.mining`: on Ray workers) and yields them as they finish; then
+    `policy` and `scorer` are used only for their identities (the resume cache's key).
     """
     cache = SampleCache(output_dir, run_key(policy, scorer, followups, config)) if output_dir else None
     done = cache.load(prompts) if cache else {}
@@ -200,15 +206,18 @@ def mine(prompts: Sequence[MiningPrompt], policy: Policy, scorer: "Scorer", foll
     if progress:
         progress(len(done) * k, total)
     todo = [i for i in range(len(prompts)) if i not in done]
-    for start in range(0, len(todo), config.batch_size):
-        batch = todo[start:start + config.batch_size]
-        generations = policy.generate([prompts[i] for i in batch], batch, config)
-        if len(generations) != len(batch) or any(len(g) != k for g in generations):
-            raise RuntimeError("the policy returned the wrong number of generations")
-        base = len(done) * k
-        scoring_progress = (lambda n, _total: progress(base + n, total)) if progress else None
-        results = score_generations([prompts[i] for i in batch], batch, generations, scorer, followups,
-                                    scoring_progress)
+    groups = [todo[start:start + config.batch_size] for start in range(0, len(todo), config.batch_size)]
+    if batches is not None:
+        finished = batches(prompts, groups, followups, config)
+    else:
+        def local() -> Iterator[list[PromptSamples]]:
+            for batch in groups:
+                base = len(done) * k
+                scoring_progress = (lambda n, _total: progress(base + n, total)) if progress else None
+                yield mine_batch([prompts[i] for i in batch], batch, policy, scorer, followups, config,
+                                 scoring_progress)
+        finished = local()
+    for results in finished:
         if cache:
             cache.append(results)
         for result in results:
@@ -216,6 +225,16 @@ def mine(prompts: Sequence[MiningPrompt], policy: Policy, scorer: "Scorer", foll
         if progress:
             progress(len(done) * k, total)
     return [done[i] for i in range(len(prompts))]
+
+
+def mine_batch(prompts: Sequence[MiningPrompt], indices: Sequence[int], policy: Policy, scorer: "Scorer",
+               followups: FollowupSet, config: MiningConfig,
+               progress: ProgressCallback | None = None) -> list[PromptSamples]:
+    """Sample K replies for each prompt of one batch and score them; `indices` seed the samples."""
+    generations = policy.generate(prompts, indices, config)
+    if len(generations) != len(prompts) or any(len(g) != config.samples for g in generations):
+        raise RuntimeError("the policy returned the wrong number of generations")
+    return score_generations(prompts, indices, generations, scorer, followups, progress)
 
 
 def score_generations(prompts: Sequence[MiningPrompt], indices: Sequence[int],
