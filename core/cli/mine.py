@@ -135,12 +135,19 @@ def _mine(args: argparse.Namespace) -> int:
         from core.distributed.session import ClusterSession
         from core.distributed.workers import scorer_factory
 
-        session = ClusterSession(cluster)
-        try:
-            batches = ClusterMiner(session, scorer_factory(scoring), policy_config)
-        except BaseException:
-            session.close()
-            raise
+        from core.distributed.mining import finished_without_workers, remember_identities
+        from core.evaluation.score_cache import default_cache_path
+
+        batches = finished_without_workers(prompts, scoring, policy_config, followups, mining,
+                                           args.output_dir, default_cache_path())
+        if batches is None:
+            session = ClusterSession(cluster)
+            try:
+                batches = ClusterMiner(session, scorer_factory(scoring), policy_config)
+                remember_identities(default_cache_path(), scoring, policy_config, batches)
+            except BaseException:
+                session.close()
+                raise
         scorer, policy = batches.scorer, batches.policy
     else:
         scorer = load_scorer(scoring)

@@ -14,6 +14,7 @@ with its prompts after every other batch is mined and cached.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 from core.distributed.pool import run_shards
@@ -22,7 +23,8 @@ from core.distributed.workers import MiningWorker, ScorerFactory, remote_identit
 from core.engine.config import ScoringConfig
 from core.engine.followups import FollowupSet
 from core.errors import ClusterError, InputError
-from core.mining.mining import MiningConfig, PromptSamples
+from core.evaluation.score_cache import ScoreCache, model_key
+from core.mining.mining import MiningConfig, PromptSamples, SampleCache, run_key
 from core.mining.prompts import MiningPrompt
 
 
@@ -59,3 +61,41 @@ class ClusterMiner:
         if failed:
             raise InputError(f"{len(failed)} batch(es) of prompts failed, the others are mined and cached "
                              f"(rerun after fixing them to resume): {'; '.join(failed)}")
+
+
+def remember_identities(cache_path: Path | None, scoring: ScoringConfig, policy_config: ScoringConfig,
+                        miner: ClusterMiner) -> None:
+    """Note which weights the two configurations loaded (in the score cache's identity table),
+    so that a rerun can find its finished samples without starting a worker."""
+    with ScoreCache(cache_path) as cache:
+        cache.remember_identity(model_key(scoring), miner.scorer.identity)
+        cache.remember_identity(model_key(policy_config), miner.policy.identity)
+
+
+def finished_without_workers(prompts: Sequence[MiningPrompt], scoring: ScoringConfig,
+                             policy_config: ScoringConfig, followups: FollowupSet, config: MiningConfig,
+                             output_dir: str | Path, cache_path: Path | None) -> "FinishedRun | None":
+    """A stand-in for the workers when every prompt is already in the resume cache under the
+    identities a previous run's workers loaded: then an identical rerun starts neither Ray nor
+    a model. None when anything is left to mine (or the identities are not known)."""
+    with ScoreCache(cache_path) as cache:
+        scorer = cache.known_identity(model_key(scoring))
+        policy = cache.known_identity(model_key(policy_config))
+    if scorer is None or policy is None:
+        return None
+    known = FinishedRun(RemoteModel(policy), RemoteModel(scorer))
+    done = SampleCache(output_dir, run_key(known.policy, known.scorer, followups, config)).load(prompts)  # type: ignore[arg-type]
+    return known if len(done) == len(prompts) else None
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """The `batches` of a run whose every prompt is cached: nothing to hand out."""
+
+    policy: RemoteModel
+    scorer: RemoteModel
+
+    def __call__(self, prompts: Sequence[MiningPrompt], groups: list[list[int]], followups: FollowupSet,
+                 config: MiningConfig) -> Iterator[list[PromptSamples]]:
+        assert not groups, "a finished run has nothing left to mine"
+        return iter(())

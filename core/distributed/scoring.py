@@ -55,12 +55,15 @@ class ClusterScorer:
     def with_config(self, config: ScoringConfig) -> None:
         return None  # the workers hold their own weights; a new config means new workers
 
-    def score_stream(self, items: Sequence[tuple[str, Conversation]],
-                     followups: FollowupSet) -> Iterator[StreamedShard]:
+    def score_stream(self, items: Sequence[tuple[str, Conversation]], followups: FollowupSet,
+                     pack: int = 1) -> Iterator[StreamedShard]:
         """Score (key, conversation) items in shards of whole conversations, yielding each
-        shard as its worker finishes it."""
-        size = self._session.settings.shard_size
-        shards = [(list(items[i:i + size]), followups) for i in range(0, len(items), size)]
+        shard as its worker finishes it. `pack` is how many conversations share one `score_many`
+        call (the single-process caller's grouping: 1 for `flr score`, the runner's chunk for
+        evaluation); shards are whole multiples of it, so the groups, and so every float, are
+        the ones a single process computes."""
+        size = -(-self._session.settings.shard_size // pack) * pack
+        shards = [(list(items[i:i + size]), followups, pack) for i in range(0, len(items), size)]
         for outcome in run_shards(self._ray, self._actors, "score_shard", shards):
             if outcome.error is not None:
                 rows = shards[outcome.shard][0]
@@ -69,10 +72,10 @@ class ClusterScorer:
                 yield StreamedShard(outcome.value.scores, outcome.value.failures, {})
 
     def score_many(self, conversations: Sequence[Conversation], followups: FollowupSet,
-                   progress: Any = None) -> list[ConversationScore]:
+                   progress: Any = None, pack: int = 1) -> list[ConversationScore]:
         items = [(str(i), c) for i, c in enumerate(conversations)]
         found: dict[str, ConversationScore] = {}
-        for shard in self.score_stream(items, followups):
+        for shard in self.score_stream(items, followups, pack):
             refused = {**shard.failures, **shard.failed}
             if refused:
                 key, reason = next(iter(refused.items()))

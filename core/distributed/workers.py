@@ -45,7 +45,7 @@ class ShardScores:
 
 
 class ScoringWorker:
-    """One scorer per worker; `score_shard` scores whole conversations in one packed call."""
+    """One scorer per worker; `score_shard` scores whole conversations, `pack` per packed call."""
 
     def __init__(self, factory: ScorerFactory) -> None:
         self.scorer = factory()
@@ -53,19 +53,23 @@ class ScoringWorker:
     def identity(self) -> str:
         return self.scorer.identity
 
-    def score_shard(self, items: Sequence[tuple[str, Conversation]], followups: FollowupSet) -> ShardScores:
-        keys = [k for k, _ in items]
-        try:
-            scores = self.scorer.score_many([c for _, c in items], followups)
-            return ShardScores(dict(zip(keys, scores)))
-        except ConversationError:
-            out = ShardScores()
-            for key, conversation in items:  # find which rows the engine refuses, as the runner does
-                try:
-                    out.scores[key] = self.scorer.score(conversation, followups)
-                except ConversationError as err:
-                    out.failures[key] = str(err)
-            return out
+    def score_shard(self, items: Sequence[tuple[str, Conversation]], followups: FollowupSet,
+                    pack: int) -> ShardScores:
+        """Scores by key. `score_many` gets `pack` conversations at a time: the groups one process
+        would make (the driver aligns shards to them), so even float rounding is the same."""
+        out = ShardScores()
+        for start in range(0, len(items), pack):
+            group = items[start:start + pack]
+            try:
+                out.scores.update(zip([k for k, _ in group],
+                                      self.scorer.score_many([c for _, c in group], followups)))
+            except ConversationError:
+                for key, conversation in group:  # find which rows the engine refuses, as the runner does
+                    try:
+                        out.scores[key] = self.scorer.score(conversation, followups)
+                    except ConversationError as err:
+                        out.failures[key] = str(err)
+        return out
 
 
 class MiningWorker:

@@ -133,7 +133,7 @@ class _CachedScoring:
         """Score `todo` in chunks, committing each into the cache and `found`; True if
         cancelled before the end."""
         if hasattr(self.scorer, "score_stream"):  # a cluster scorer: shards stream back as they finish
-            return self._stream(todo, found, progress, cancel)
+            return self._stream(todo, found, chunk_size, progress, cancel)
         total = len(todo)
         done = 0
         for start in range(0, total, chunk_size):
@@ -151,12 +151,13 @@ class _CachedScoring:
                 progress(done, total, f"scored {done} of {total} conversations")
         return False
 
-    def _stream(self, todo: list[tuple[str, Conversation]], found: _Found, progress: Progress | None,
-                cancel: threading.Event | None) -> bool:
-        """Commit each shard as a worker returns it (`core.distributed.scoring.ClusterScorer`);
-        rows of a shard that broke a worker are reported as failed but not cached."""
+    def _stream(self, todo: list[tuple[str, Conversation]], found: _Found, chunk_size: int,
+                progress: Progress | None, cancel: threading.Event | None) -> bool:
+        """Commit each shard as a worker returns it (`core.distributed.scoring.ClusterScorer`,
+        scoring `chunk_size` conversations per call as `_chunk` does); rows of a shard that broke
+        a worker are reported as failed but not cached."""
         total, done = len(todo), 0
-        for shard in self.scorer.score_stream(todo, self.followups):  # type: ignore[attr-defined]
+        for shard in self.scorer.score_stream(todo, self.followups, chunk_size):  # type: ignore[attr-defined]
             self.cache.put_many(self.identity, self.settings, self.followups, shard.scores, shard.failures)
             found.scores.update(shard.scores)
             found.failures.update({**shard.failures, **shard.failed})

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from core.cli.main import main
+from core.distributed.mining import ClusterMiner
 from core.distributed.scoring import ClusterScorer
 from core.distributed.session import ClusterSession
 from core.distributed.settings import ClusterSettings
@@ -35,7 +36,7 @@ FOLLOWUPS = followups_from_mapping({
     "relevance": {"positive": ["Thanks, on point.", "Exactly."], "negative": ["Off topic.", "Huh?"]},
     "correctness": {"positive": ["Right!"], "negative": ["That is wrong."]},
 })
-TWO_WORKERS = ClusterSettings(address="local", workers=2, shard_size=3)
+TWO_WORKERS = ClusterSettings(address="local", workers=2, shard_size=4)
 
 
 def write_set(tmp_path: Path) -> Path:
@@ -120,7 +121,8 @@ def test_evaluate_on_two_workers_gives_the_single_process_report(
 
 
 def test_mine_on_two_workers_gives_the_single_process_samples(
-        ray_instance: Any, tiny_model_dir: Path, tmp_path: Path) -> None:
+        ray_instance: Any, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLR_CACHE_DIR", str(tmp_path / "cache"))
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("\n".join(json.dumps({"question": f"Question {i}?"}) for i in range(5)))
     common = ["--prompts", str(prompts), "--policy", str(tiny_model_dir), "--scorer", str(tiny_model_dir),
@@ -132,6 +134,13 @@ def test_mine_on_two_workers_gives_the_single_process_samples(
     one = (tmp_path / "one" / "flr_samples.jsonl").read_text()
     assert one and (tmp_path / "two" / "flr_samples.jsonl").read_text() == one
     assert len(one.splitlines()) == 10
+
+    def no_workers(*args: object) -> None:
+        raise AssertionError("an identical rerun started Ray workers")
+
+    monkeypatch.setattr(ClusterMiner, "__init__", no_workers)
+    assert main(["mine", *common, "--output-dir", str(tmp_path / "two"), "--ray", "local"]) == 0
+    assert (tmp_path / "two" / "flr_samples.jsonl").read_text() == one
 
 
 # ----------------------------------------------------------------------------- failures (fake scorer)
@@ -179,10 +188,10 @@ def test_a_shard_that_breaks_the_scorer_is_reported_with_its_rows_and_the_rest_g
         report = evaluate_on(lambda: ClusterScorer(session, CONFIG, FakeFactory(broken="BROKEN")),
                              detect_benchmarks([path]), cache)
     (b,) = report.to_dict()["benchmarks"]
-    assert b["n"] == 6  # the shard of rows 3-5 (shard size 3) failed; the other six are judged
-    assert {s["row"] for s in b["skipped"]} == {3, 4, 5}
+    assert b["n"] == 5  # the shard of rows 4-7 (shard size 4) failed; the other five are judged
+    assert {s["row"] for s in b["skipped"]} == {4, 5, 6, 7}
     assert all("cannot tokenize" in s["reason"] for s in b["skipped"])
-    assert ScoreCache(cache).count() == 6  # the failed shard is not cached: a rerun tries it again
+    assert ScoreCache(cache).count() == 5  # the failed shard is not cached: a rerun tries it again
 
 
 def test_losing_every_worker_stops_with_a_clear_error(ray_instance: Any, tmp_path: Path) -> None:
