@@ -21,7 +21,15 @@ log = logging.getLogger(__name__)
 
 CSS = """
 #score-summary h2 { margin-bottom: 0.2em; }
-.flr-note { color: #666; font-size: 0.9em; }
+.flr-note { color: var(--body-text-color-subdued); font-size: 0.9em; }
+/* plotly draws its text and grid in fixed colours; these follow gradio's light or dark theme */
+.js-plotly-plot .main-svg .gtitle, .js-plotly-plot .main-svg .xtitle, .js-plotly-plot .main-svg .ytitle,
+.js-plotly-plot .main-svg .xtick text, .js-plotly-plot .main-svg .ytick text,
+.js-plotly-plot .main-svg .legendtext, .js-plotly-plot .main-svg .annotation-text,
+.js-plotly-plot .main-svg .cbtitle text, .js-plotly-plot .main-svg .cbaxis text,
+.js-plotly-plot .main-svg .textpoint text { fill: var(--body-text-color) !important; }
+.js-plotly-plot .main-svg .gridlayer path, .js-plotly-plot .main-svg .zerolinelayer path {
+  stroke: var(--border-color-primary) !important; }
 """
 
 
@@ -30,7 +38,8 @@ def build_app(settings: AppSettings | None = None, *, scorer_factory: ScorerFact
     """The whole app. `scorer_factory` replaces `core.engine.scorer.load_scorer` (tests pass a fake)."""
     settings = settings or AppSettings.from_env()
     state = AppState(settings, scorer_factory)
-    with gr.Blocks(title="FLR Studio") as demo:
+    # gradio's copies of the files handed to visitors: checked hourly, removed after a day
+    with gr.Blocks(title="FLR Studio", delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(
             "# FLR Studio\nJudge a chatbot reply by how likely the user's **next message** is praise "
             "rather than complaint (Follow-up Likelihood as Reward, AAAI 2025). "
@@ -50,7 +59,7 @@ def build_app(settings: AppSettings | None = None, *, scorer_factory: ScorerFact
                 tab_mine.build(ctx)
             with gr.Tab("About", id="about"):
                 tab_about.build(ctx)
-    demo.queue(default_concurrency_limit=settings.concurrency)
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     return demo
 
 

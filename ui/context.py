@@ -40,9 +40,10 @@ def render_controls(state: AppState) -> tuple[gr.components.Component, gr.Radio,
     settings = state.settings
     with gr.Row(equal_height=True):
         if settings.hosted:
+            fixed = len(settings.allowed_models) == 1
             model = gr.Dropdown(list(settings.allowed_models), value=settings.config.model,
-                                label="Model", info="The models this server offers",
-                                elem_id="model", scale=2)
+                                label="Model", elem_id="model", scale=2, interactive=not fixed,
+                                info="The model this server offers" if fixed else "The models this server offers")
         else:
             model = gr.Textbox(settings.config.model, label="Model", elem_id="model", scale=2,
                                info="Hub id, local folder, .gguf file, or 'embedded' (SmolLM2-135M)")

@@ -20,14 +20,22 @@ POSITIVE_COLOR = "#2a9d8f"
 NEGATIVE_COLOR = "#e76f51"
 NEUTRAL_COLOR = "#457b9d"
 A_COLOR, B_COLOR = "#457b9d", "#f4a261"
-_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=60), height=380)
+# Readable on light and dark pages alike: half-transparent grey for lines, transparent
+# backgrounds; text colours come from the page's theme (CSS in ui/app.py), so none is set here.
+GUIDE_COLOR = "rgba(128, 128, 128, 0.7)"
+CLEAR = "rgba(0, 0, 0, 0)"
+_AXIS = dict(gridcolor=GUIDE_COLOR, zerolinecolor=GUIDE_COLOR, linecolor=GUIDE_COLOR, automargin=True)
+_TEMPLATE = go.layout.Template(layout=dict(xaxis=_AXIS, yaxis=_AXIS, colorway=[
+    NEUTRAL_COLOR, B_COLOR, POSITIVE_COLOR, NEGATIVE_COLOR, "#8d6cab", "#6c8d4f"]))
+_LAYOUT = dict(template=_TEMPLATE, paper_bgcolor=CLEAR, plot_bgcolor=CLEAR,
+               margin=dict(l=60, r=20, t=60, b=60), height=380)
 
 
 def empty_figure(message: str) -> go.Figure:
     """A blank chart that says why it is blank (no data yet, metric not in the report)."""
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font=dict(size=14, color="#666"))
+                       font=dict(size=14))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(**{**_LAYOUT, "height": 260})
@@ -42,7 +50,7 @@ def category_reward_figure(frame: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Bar(x=frame[C.CATEGORY], y=frame[C.REWARD], marker_color=colors,
                            text=[f"{v:+.3f}" for v in frame[C.REWARD]], textposition="outside",
                            cliponaxis=False, name=C.REWARD))
-    fig.add_hline(y=0, line_color="#999", line_width=1)
+    fig.add_hline(y=0, line_color=GUIDE_COLOR, line_width=1)
     fig.update_layout(title="Reward per category (mean positive − mean negative)",
                       yaxis_title="reward", showlegend=False, **_LAYOUT)
     return fig
@@ -71,7 +79,7 @@ def comparison_figure(frame: pd.DataFrame, a: str = "reply A", b: str = "reply B
         go.Bar(x=frame[C.CATEGORY], y=frame[a], name=a, marker_color=A_COLOR),
         go.Bar(x=frame[C.CATEGORY], y=frame[b], name=b, marker_color=B_COLOR),
     ])
-    fig.add_hline(y=0, line_color="#999", line_width=1)
+    fig.add_hline(y=0, line_color=GUIDE_COLOR, line_width=1)
     fig.update_layout(title="Reward per category, reply A vs reply B", barmode="group",
                       yaxis_title="reward", legend=dict(orientation="h", y=-0.2), **_LAYOUT)
     return fig
@@ -90,12 +98,12 @@ def accuracy_figure(frame: pd.DataFrame, *, x: str, value: str = "accuracy", low
         error = None
         if low in part and high in part:
             error = dict(type="data", symmetric=False, array=(part[high] - part[value]).tolist(),
-                         arrayminus=(part[value] - part[low]).tolist(), color="#333")
+                         arrayminus=(part[value] - part[low]).tolist(), color=GUIDE_COLOR)
         fig.add_trace(go.Bar(x=part[x], y=part[value], error_y=error,
                              name=str(name) if name is not None else value,
                              text=[f"{v:.3f}" for v in part[value]], textposition="inside"))
     if chance is not None:
-        fig.add_hline(y=chance, line_dash="dot", line_color="#999",
+        fig.add_hline(y=chance, line_dash="dot", line_color=GUIDE_COLOR,
                       annotation_text="chance", annotation_position="top left")
     fig.update_layout(title=title, barmode="group", yaxis_title=value, yaxis_range=[0, 1.05],
                       showlegend=color is not None, legend=dict(orientation="h", y=-0.25), **_LAYOUT)
@@ -170,7 +178,7 @@ def _annotate_correlations(fig: go.Figure, correlations: Mapping[str, float] | N
     text = "<br>".join(f"{name} = {value:.3f}" for name, value in correlations.items()
                        if value is not None and not _isnan(value))
     fig.add_annotation(text=text, xref="paper", yref="paper", x=0.02, y=0.98, showarrow=False,
-                       align="left", bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc")
+                       align="left", bgcolor="rgba(128, 128, 128, 0.12)", bordercolor=GUIDE_COLOR)
 
 
 def _isnan(value: float) -> bool:

@@ -1,8 +1,10 @@
 """App settings read once from the environment: scoring defaults plus hosting limits.
 
 `FLR_ALLOWED_MODELS` (comma-separated) switches on hosted mode: visitors pick from that list
-and cannot make the server download or open any other model. Without it the model is a free
-text box (Hub id, local folder, .gguf file or "embedded"), which suits a local install.
+and cannot make the server download or open any other model. On a Hugging Face Space
+(`SPACE_ID` set) hosted mode is always on: without `FLR_ALLOWED_MODELS` the list holds just the
+configured model (`FLR_MODEL`). Without either the model is a free text box (Hub id, local
+folder, .gguf file or "embedded"), which suits a local install.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from core.errors import ConfigError
 from core.locations import cache_dir
 
 DEFAULT_MAX_FILE_SIZE = "50mb"  # per uploaded file; benchmark files larger than this belong on the CLI
+TRUTHY = ("1", "t", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,10 @@ class AppSettings:
     max_file_size: str = DEFAULT_MAX_FILE_SIZE  # gradio's upload limit, e.g. "50mb"
     concurrency: int = 1  # model jobs running at once; others wait in the queue
     gpu_seconds: int = 60  # ZeroGPU time budget per call; batch runs are split into such chunks
+    zero_gpu: bool = False  # SPACES_ZERO_GPU: model work runs in `spaces.GPU` workers (ui/gpu.py)
+    space_id: str = ""  # SPACE_ID, set by Hugging Face on a Space: hosted mode, model list fixed
+    queue_size: int = 32  # events waiting in gradio's queue at most; more get "queue full"
+    export_max_age: int = 6 * 3600  # seconds an export folder (downloads) is kept on the server
     work_dir: Path = field(default_factory=lambda: cache_dir() / "app")  # score cache and exports
     server_name: str = "127.0.0.1"
     server_port: int = 7860
@@ -37,6 +44,11 @@ class AppSettings:
             object.__setattr__(self, "config", self.config.with_changes(model=self.allowed_models[0]))
         if self.concurrency < 1:
             raise ConfigError(f"FLR_CONCURRENCY must be at least 1; got {self.concurrency}")
+        if self.config.trust_remote_code and not self.allowed_models:
+            raise ConfigError(
+                "FLR_TRUST_REMOTE_CODE runs code that comes with a model, and the Model box would let "
+                "any visitor name one; set FLR_ALLOWED_MODELS to the models you trust"
+            )
 
     @property
     def hosted(self) -> bool:
@@ -46,8 +58,14 @@ class AppSettings:
     def cache_path(self) -> Path:
         return self.work_dir / "scores.sqlite"
 
+    @property
+    def exports_dir(self) -> Path:
+        """Where each run's download files go, one folder per run, pruned after `export_max_age`."""
+        return self.work_dir / "exports"
+
     def check_model(self, model: str) -> str:
-        """The model name a visitor asked for, if this server may load it."""
+        """The model name a visitor asked for, if this server may load it. In hosted mode the answer
+        for a name that is not listed never depends on what exists on the server's disk."""
         model = (model or "").strip()
         if not model:
             raise ConfigError("choose a model: a Hub id, a local folder, a .gguf file or 'embedded'")
@@ -61,15 +79,24 @@ class AppSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "AppSettings":
         """`FLR_*` scoring settings plus FLR_ALLOWED_MODELS, FLR_MAX_FILE_SIZE, FLR_CONCURRENCY,
-        FLR_GPU_SECONDS, FLR_WORK_DIR, GRADIO_SERVER_NAME and GRADIO_SERVER_PORT."""
+        FLR_GPU_SECONDS, FLR_QUEUE_SIZE, FLR_EXPORT_MAX_AGE, FLR_WORK_DIR, GRADIO_SERVER_NAME,
+        GRADIO_SERVER_PORT, and from Hugging Face: SPACE_ID and SPACES_ZERO_GPU."""
         env = os.environ if environ is None else environ
+        config = ScoringConfig.from_env(env)
+        space_id = env.get("SPACE_ID", "").strip()
         allowed = tuple(m.strip() for m in env.get("FLR_ALLOWED_MODELS", "").split(",") if m.strip())
+        if space_id and not allowed:
+            allowed = (config.model,)  # a Space serves only what its owner configured
         return cls(
-            config=ScoringConfig.from_env(env),
+            config=config,
             allowed_models=allowed,
             max_file_size=env.get("FLR_MAX_FILE_SIZE") or DEFAULT_MAX_FILE_SIZE,
             concurrency=_int(env, "FLR_CONCURRENCY", 1),
             gpu_seconds=_int(env, "FLR_GPU_SECONDS", 60),
+            zero_gpu=env.get("SPACES_ZERO_GPU", "").strip().lower() in TRUTHY,
+            space_id=space_id,
+            queue_size=_int(env, "FLR_QUEUE_SIZE", 32),
+            export_max_age=_int(env, "FLR_EXPORT_MAX_AGE", 6 * 3600),
             work_dir=Path(env.get("FLR_WORK_DIR") or cache_dir(env) / "app"),
             server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
             server_port=_int(env, "GRADIO_SERVER_PORT", 7860),

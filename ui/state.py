@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from core.engine.config import ScoringConfig
 from core.errors import FLRError, ModelLoadError
-from ui.hosting import gpu_runner
 from ui.settings import AppSettings
 
 if TYPE_CHECKING:  # core.engine.scorer imports torch; the app must start without it
@@ -109,13 +108,18 @@ class CancelFlags:
 
 
 class AppState:
-    """What every handler needs: the settings, the shared scorer and the GPU runner."""
+    """What every handler needs: the settings, the shared scorer and the model-job slots.
+
+    On ZeroGPU (`settings.zero_gpu`) the model is not loaded here but in the GPU worker, which
+    gets `factory` by reference (`ui.gpu`); `model_slots` keeps at most `settings.concurrency`
+    model jobs running at once, whichever tab they come from."""
 
     def __init__(self, settings: AppSettings, factory: ScorerFactory | None = None) -> None:
         self.settings = settings
-        self.hub = ScorerHub(factory)
+        self.factory = factory or default_factory
+        self.hub = ScorerHub(self.factory)
         self.cancels = CancelFlags()
-        self.run_gpu = gpu_runner(settings.gpu_seconds)
+        self.model_slots = threading.BoundedSemaphore(settings.concurrency)
 
     def config_for(self, model: str | None, mode: str | None, aggregation: str | None) -> ScoringConfig:
         """The app's default config with a visitor's choices applied (model checked in hosted mode)."""

@@ -13,8 +13,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -30,9 +28,9 @@ from core.errors import BenchmarkFormatError
 from core.evaluation.report import EvaluationReport
 from core.evaluation.runner import EvaluationOptions, run_evaluation
 from core.engine.followups import default_followups, load_followups
+from ui import exports, gpu
 from ui.context import AppContext
 from ui.errors import user_errors
-from ui.hosting import on_spaces
 from ui.state import AppState, bind
 
 log = logging.getLogger(__name__)
@@ -40,6 +38,7 @@ log = logging.getLogger(__name__)
 SAMPLES_DIR = ASSETS_DIR / "samples"
 AUTO = "detect from the files"
 UNITS = {"pairwise": "pairs", "rating": "rated replies", "ranking": "model responses"}
+BATCH_CONCURRENCY = 4  # batch runs handled at once; their model work still takes turns
 CHUNK_SHARE = 0.8  # of the ZeroGPU budget spent scoring before handing the GPU back
 METRIC_COLUMNS = ["benchmark", "kind", "category", "signal", "metric", "value", "95% CI", "p_value", "n"]
 
@@ -121,36 +120,43 @@ def load_sample(name: str) -> list[str]:
     return [str(p) for p in sets[name]]
 
 
-@dataclass
-class StopWhen:
-    """Duck-typed `threading.Event` for `run_evaluation(cancel=...)`: the visitor's cancel flag,
-    or a deadline (a ZeroGPU chunk's end)."""
-
-    event: threading.Event
-    deadline: float | None = None
-
-    def is_set(self) -> bool:
-        return self.event.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
-
-
 def evaluate(state: AppState, benchmarks: Sequence[Benchmark], *, config: Any, followups: Any,
              elo: EloTable | None, limit: int | None, cancel: threading.Event,
              progress: Callable[[int, int, str], None] | None = None) -> EvaluationReport:
-    """`run_evaluation` with the app's shared scorer and cache; in ZeroGPU-sized chunks on Spaces."""
+    """`run_evaluation` with the app's scorer and cache. Files with precomputed values need no
+    model and run at once; model work waits for a model-job slot, and on ZeroGPU runs in chunks
+    of GPU calls, the visitor's cancel checked between chunks."""
+    options = EvaluationOptions(limit=limit, elo=elo)
+    cache_path = state.settings.cache_path
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(scorer_factory=lambda: state.scorer(config), config=config, followups=followups,
-                  cache_path=state.settings.cache_path, progress=progress,
-                  options=EvaluationOptions(limit=limit, elo=elo))
-    state.settings.cache_path.parent.mkdir(parents=True, exist_ok=True)
-    if not on_spaces():
-        return run_evaluation(benchmarks, cancel=cancel, **kwargs)
-    if any(not b.precomputed for b in benchmarks):
-        state.scorer(config)  # load in the main process; only scoring runs inside spaces.GPU
+                  cache_path=cache_path, options=options)
+    if all(b.precomputed for b in benchmarks):
+        return run_evaluation(benchmarks, cancel=cancel, progress=progress, **kwargs)
+    with state.model_slots:
+        if not state.settings.zero_gpu:
+            return run_evaluation(benchmarks, cancel=cancel, progress=progress, **kwargs)
+        return _evaluate_in_chunks(state, benchmarks, config, followups, options, cancel, progress)
+
+
+def _evaluate_in_chunks(state: AppState, benchmarks: Sequence[Benchmark], config: Any, followups: Any,
+                        options: EvaluationOptions, cancel: threading.Event,
+                        progress: Callable[[int, int, str], None] | None) -> EvaluationReport:
+    seconds = CHUNK_SHARE * state.settings.gpu_seconds
+    scored = 0
     while True:
-        stop = StopWhen(cancel, time.monotonic() + CHUNK_SHARE * state.settings.gpu_seconds)
-        report = state.run_gpu(run_evaluation, benchmarks, cancel=stop, **kwargs)
-        if not report.cancelled or cancel.is_set() or report.stats.get("scored", 0) == 0:
-            return report
-        log.info("ZeroGPU chunk done (%d scored); continuing", report.stats.get("scored", 0))
+        report = gpu.evaluate_chunk(state.factory, config, list(benchmarks), followups,
+                                    state.settings.cache_path, options, seconds)
+        stats = report.stats
+        scored += stats.get("scored", 0)
+        if progress:
+            progress(stats.get("from_cache", 0) + stats.get("scored", 0), stats.get("to_score", 0),
+                     "scoring on the GPU")
+        if not report.cancelled or stats.get("scored", 0) == 0 or cancel.is_set():
+            break
+        log.info("ZeroGPU chunk done (%d scored); continuing", stats.get("scored", 0))
+    report.stats["scored"] = scored  # the whole run, not only its last chunk
+    return report
 
 
 def metrics_table(report: EvaluationReport, digits: int = 4) -> pd.DataFrame:
@@ -198,7 +204,7 @@ def headline_markdown(report: EvaluationReport) -> str:
 @user_errors
 def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any, followups_file: Any,
         limit: float | None, model: str, mode: str, aggregation: str, reports: list[dict[str, Any]],
-        request: gr.Request, progress: gr.Progress = gr.Progress()
+        request: gr.Request, progress: gr.Progress = gr.Progress(track_tqdm=True)
         ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str], list[dict[str, Any]]]:
     """Run handler: headline, metrics table, summary, skipped rows, downloads, session reports."""
     benchmarks = _detect(files, kind, score_field)
@@ -215,7 +221,7 @@ def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any,
                           progress=lambda done, total, message: progress((done, max(total, 1)), desc=message))
     finally:
         state.cancels.finish(session, cancel)
-    out_dir = Path(tempfile.mkdtemp(prefix="flr-batch-"))
+    out_dir = exports.new_folder(state.settings, "batch")
     downloads = [str(p) for p in report.export(out_dir)]
     # a cancelled run's partial figures are shown here but kept out of the dashboards
     kept = list(reports or []) + ([] if report.cancelled else [report.to_dict()])
@@ -278,13 +284,15 @@ def build(ctx: AppContext) -> None:
 
     preview_inputs = [files, kind, score_field]
     for trigger in (files.change, kind.change, score_field.submit):
-        trigger(preview, preview_inputs, [detected, detected_note], api_name=False)
+        trigger(preview, preview_inputs, [detected, detected_note], api_visibility="private")
     if samples:
-        load_button.click(load_sample, [sample], [files], api_name=False)
+        load_button.click(load_sample, [sample], [files], api_visibility="private")
     run_event = run_button.click(
         bind(run, state),
         [files, kind, score_field, elo_file, followups_file, limit, *ctx.scoring_inputs, ctx.reports],
         [headline, metrics, summary, skipped, downloads, ctx.reports],
-        api_name="evaluate", concurrency_id="model", concurrency_limit=state.settings.concurrency)
-    run_event.then(lambda: "", None, [status], api_name=False)
-    cancel_button.click(bind(cancel_run, state), None, [status], api_name=False, queue=False)
+        # its own queue: files with precomputed values need no model and must not wait behind
+        # model jobs; model work inside waits for `state.model_slots` instead
+        api_name="evaluate", concurrency_id="batch", concurrency_limit=BATCH_CONCURRENCY)
+    run_event.then(lambda: "", None, [status], api_visibility="private")
+    cancel_button.click(bind(cancel_run, state), None, [status], api_visibility="private", queue=False)

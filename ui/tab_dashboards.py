@@ -167,4 +167,4 @@ def build(ctx: AppContext) -> None:
     outputs = [note, rating_name, ranking_name, metric, by_benchmark, by_category, rating, heatmap, ranking, table]
     for trigger in (ctx.reports.change, uploads.change, refresh.click, metric.input, rating_name.input,
                     ranking_name.input):
-        trigger(draw, inputs, outputs, api_name=False)
+        trigger(draw, inputs, outputs, api_visibility="private")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 import pandas as pd
@@ -21,12 +19,13 @@ import pandas as pd
 from core.locations import ASSETS_DIR
 from core.engine.config import ScoringConfig
 from core.errors import ConfigError
-from core.engine.followups import default_followups
+from core.engine.followups import FollowupSet, default_followups
 from core.mining.mining import MiningConfig
 from core.mining.policy import Policy
 from core.mining.preferences import ExportConfig, export_preferences, format_summary, samples_frame
 from core.names import SAMPLE_FLR, SAMPLE_INDEX, SAMPLE_PROMPT, SAMPLE_PROMPT_ID, SAMPLE_RESPONSE, SAMPLE_ROLE
 from core.mining.prompts import MiningPrompt, load_prompts, parse_prompts
+from ui import exports, gpu
 from ui.context import AppContext
 from ui.errors import user_errors
 from ui.state import AppState
@@ -79,10 +78,28 @@ def display_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].round(digits) for c in numeric})
 
 
+def mine_all(state: AppState, config: ScoringConfig, prompts: list[MiningPrompt], followups: FollowupSet,
+             mining: MiningConfig, policy_factory: PolicyFactory, progress: Any) -> gpu.Mined:
+    """Sample and score in this process (progress per reply) or in one ZeroGPU call."""
+    with state.model_slots:
+        if state.settings.zero_gpu:
+            return gpu.mine_samples(state.factory, policy_factory, config, prompts, followups, mining)
+        from core.mining.mining import mine
+
+        scorer = state.scorer(config)
+        policy = policy_factory(config, scorer)
+
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="sampling and scoring", unit="replies")
+
+        results = mine(prompts, policy, scorer, followups, mining, None, report)
+        return gpu.Mined(list(results), policy.identity, scorer.identity)
+
+
 def mine_prompts(state: AppState, prompts_text: str, prompts_file: str | None, samples: float,
                  max_new_tokens: float, temperature: float, top_p: float, seed: float, min_margin: float,
                  kto_threshold: float | None, categories: list[str], model: str, mode: str, aggregation: str,
-                 progress: gr.Progress = gr.Progress(), *,
+                 progress: gr.Progress = gr.Progress(track_tqdm=True), *,
                  policy_factory: PolicyFactory = default_policy) -> tuple[str, pd.DataFrame, list[str]]:
     """Sample, score and export; returns the summary, the samples table and the download files."""
     prompts = read_prompts(prompts_text, prompts_file)
@@ -92,19 +109,12 @@ def mine_prompts(state: AppState, prompts_text: str, prompts_file: str | None, s
                           kto_threshold=None if kto_threshold in (None, "") else float(kto_threshold))
     followups = default_followups().select(list(categories or []))
     config = state.config_for(model, mode, aggregation)
-    scorer = state.scorer(config)
-    policy = policy_factory(config, scorer)
     progress((0, len(prompts) * mining.samples), desc="sampling and scoring", unit="replies")
-
-    def report(done: int, total: int) -> None:
-        progress((done, total), desc="sampling and scoring", unit="replies")
-
-    from core.mining.mining import mine
-
-    results = state.run_gpu(mine, prompts, policy, scorer, followups, mining, None, report)
-    out_dir = Path(tempfile.mkdtemp(prefix="flr-mine-"))
+    mined = mine_all(state, config, prompts, followups, mining, policy_factory, progress)
+    results = mined.results
+    out_dir = exports.new_folder(state.settings, "mine")
     result = export_preferences(results, out_dir / "datasets", export,
-                                {"policy": policy.identity, "scorer": scorer.identity,
+                                {"policy": mined.policy_identity, "scorer": mined.scorer_identity,
                                  **mining.sampling_key()})
     archive = shutil.make_archive(str(out_dir / "flr_mined_datasets"), "zip", out_dir / "datasets")
     files = [archive] + [str(path) for name, path in result.files.items()
@@ -160,7 +170,7 @@ def build(ctx: AppContext, policy_factory: PolicyFactory = default_policy) -> No
     def handler(prompts_text: str, prompts_file: str | None, samples: float, max_new_tokens: float,
                 temperature: float, top_p: float, seed: float, min_margin: float, kto_threshold: float | None,
                 categories: list[str], model: str, mode: str, aggregation: str,
-                progress: gr.Progress = gr.Progress()) -> tuple[str, pd.DataFrame, list[str]]:
+                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[str, pd.DataFrame, list[str]]:
         return mine_prompts(state, prompts_text, prompts_file, samples, max_new_tokens, temperature, top_p,
                             seed, min_margin, kto_threshold, categories, model, mode, aggregation, progress,
                             policy_factory=policy_factory)

@@ -19,7 +19,7 @@ from core.engine.conversation import Conversation, parse_conversation
 from core.errors import ConversationError
 from core.engine.followups import FollowupSet, default_followups, parse_followups
 from core.engine.results import ConversationScore
-from ui import examples, plots
+from ui import examples, exports, gpu, plots
 from ui.context import AppContext
 from ui.errors import user_errors
 from ui.state import AppState, bind
@@ -27,6 +27,7 @@ from ui.state import AppState, bind
 REPLY_A, REPLY_B = "reply A", "reply B"
 DIFFERENCE, PREFERRED = "difference (A − B)", "preferred"
 TIE_TOLERANCE = 1e-9  # rewards closer than this count as a tie
+FOLLOWUP_COLUMNS = [C.CATEGORY, C.POLARITY, C.FOLLOWUP, C.SCORE]  # ConversationScore.followup_frame()
 
 
 def default_followups_json() -> str:
@@ -94,24 +95,27 @@ def display_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return frame.round(digits)
 
 
-def scorer_for(state: AppState, model: str, mode: str, aggregation: str, progress: Any) -> Any:
+def score_all(state: AppState, conversations: list[Conversation], followups: FollowupSet, model: str,
+              mode: str, aggregation: str, progress: Any) -> list[ConversationScore]:
+    """Scores for `conversations` with the visitor's settings: in this process, or on ZeroGPU."""
     config = state.config_for(model, mode, aggregation)
-    if state.hub.needs_load(config):
+    if state.settings.zero_gpu:
+        progress(0.1, desc="Scoring on the GPU (the first request there also loads the model)")
+    elif state.hub.needs_load(config):
         progress(0.1, desc=f"Loading {config.model} (once; later requests reuse it)")
-    scorer = state.scorer(config)
-    progress(0.5, desc="Scoring the follow-ups")
-    return scorer
+    else:
+        progress(0.5, desc="Scoring the follow-ups")
+    return gpu.score(state, config, conversations, followups)
 
 
 @user_errors
 def score_conversation(state: AppState, text: str, followups_text: str, categories: list[str],
-                       model: str, mode: str, aggregation: str, progress: gr.Progress = gr.Progress()
+                       model: str, mode: str, aggregation: str, progress: gr.Progress = gr.Progress(track_tqdm=True)
                        ) -> tuple[str, go.Figure, go.Figure, pd.DataFrame, dict[str, Any]]:
     """Score handler: summary, reward chart, means chart, follow-up table, JSON record."""
     conversation = parse_conversation(text, "pasted conversation")
     followups = chosen_followups(followups_text, categories)
-    scorer = scorer_for(state, model, mode, aggregation, progress)
-    result: ConversationScore = state.run_gpu(scorer.score, conversation, followups)
+    [result] = score_all(state, [conversation], followups, model, mode, aggregation, progress)
     frame = result.category_frame()
     return (summary_markdown(result, conversation, describe_config(state, model, mode, aggregation)),
             plots.category_reward_figure(frame), plots.category_means_figure(frame),
@@ -151,16 +155,35 @@ def verdict_markdown(a: ConversationScore, b: ConversationScore, frame: pd.DataF
 @user_errors
 def compare_replies(state: AppState, context: str, reply_a: str, reply_b: str, followups_text: str,
                     categories: list[str], model: str, mode: str, aggregation: str,
-                    progress: gr.Progress = gr.Progress()) -> tuple[str, go.Figure, pd.DataFrame]:
+                    progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[str, go.Figure, pd.DataFrame]:
     """Side-by-side handler: verdict, per-category chart, per-category table."""
     conv_a = conversation_with_reply(context, reply_a, "reply A")
     conv_b = conversation_with_reply(context, reply_b, "reply B")
     followups = chosen_followups(followups_text, categories)
-    scorer = scorer_for(state, model, mode, aggregation, progress)
-    score_a, score_b = state.run_gpu(scorer.score_many, [conv_a, conv_b], followups)
+    score_a, score_b = score_all(state, [conv_a, conv_b], followups, model, mode, aggregation, progress)
     frame = comparison_frame(score_a, score_b)
     return (verdict_markdown(score_a, score_b, frame), plots.comparison_figure(frame, REPLY_A, REPLY_B),
             display_frame(frame))
+
+
+@user_errors
+def result_files(state: AppState, record: dict[str, Any] | None, table: Any) -> list[str]:
+    """The shown result as files to download: the JSON record and the follow-up table as CSV."""
+    if not record:
+        return []
+    folder = exports.new_folder(state.settings, "score")
+    json_path, csv_path = folder / "flr_result.json", folder / "flr_followups.csv"
+    json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(**_frame_parts(table))
+    frame.to_csv(csv_path, index=False)
+    return [str(json_path), str(csv_path)]
+
+
+def _frame_parts(table: Any) -> dict[str, Any]:
+    """gradio may hand a Dataframe's value over as {"headers": ..., "data": ...}."""
+    if isinstance(table, dict):
+        return {"data": table.get("data") or [], "columns": table.get("headers") or FOLLOWUP_COLUMNS}
+    return {"columns": FOLLOWUP_COLUMNS}
 
 
 @user_errors
@@ -224,10 +247,13 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         reward_plot = gr.Plot(label="Reward per category", elem_id="reward-plot")
         means_plot = gr.Plot(label="Mean positive / negative", elem_id="means-plot")
-    table = gr.Dataframe(label="Every follow-up (click a column header to sort)", interactive=False,
+    table = gr.Dataframe(pd.DataFrame(columns=FOLLOWUP_COLUMNS),  # headers, not 1 2 3, before a score
+                         label="Every follow-up (click a column header to sort)", interactive=False,
                          show_search="filter", elem_id="followup-table", wrap=True)
     with gr.Accordion("JSON result", open=False):
         record = gr.JSON(label="Result")
+    download = gr.File(label="Download this result (JSON, and every follow-up as CSV)", file_count="multiple",
+                       interactive=False, elem_id="score-download", height=110)
 
     with gr.Accordion("Side by side: compare two replies", open=False, elem_id="compare"):
         with gr.Row():
@@ -239,19 +265,22 @@ def build(ctx: AppContext) -> None:
         compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
         verdict = gr.Markdown(elem_id="compare-verdict")
         compare_plot = gr.Plot(label="Reward per category", elem_id="compare-plot")
-        compare_table = gr.Dataframe(label="Per category", interactive=False, elem_id="compare-table")
+        compare_table = gr.Dataframe(pd.DataFrame(columns=[C.CATEGORY, REPLY_A, REPLY_B, DIFFERENCE, PREFERRED]),
+                                     label="Per category", interactive=False, elem_id="compare-table")
 
     model_work = dict(concurrency_id="model", concurrency_limit=state.settings.concurrency)
     score_inputs = [conversation, followups_code, categories, *ctx.scoring_inputs]
     score_outputs = [summary, reward_plot, means_plot, table, record]
     score_button.click(bind(score_conversation, state), score_inputs, score_outputs,
-                       api_name="score", **model_work)
+                       api_name="score", **model_work
+                       ).success(bind(result_files, state), [record, table], [download],
+                                 api_visibility="private", concurrency_id="files")
     compare_button.click(bind(compare_replies, state),
                          [context, reply_a, reply_b, followups_code, categories, *ctx.scoring_inputs],
                          [verdict, compare_plot, compare_table], api_name="compare", **model_work)
-    apply_button.click(apply_followups, [followups_code], [categories, followups_status], api_name=False)
+    apply_button.click(apply_followups, [followups_code], [categories, followups_status], api_visibility="private")
     followups_code.blur(apply_followups, [followups_code, categories], [categories, followups_status],
-                        api_name=False)
-    reset_button.click(reset_followups, None, [followups_code, categories, followups_status], api_name=False)
+                        api_visibility="private")
+    reset_button.click(reset_followups, None, [followups_code, categories, followups_status], api_visibility="private")
     followups_file.upload(upload_followups, [followups_file], [followups_code, categories, followups_status],
-                          api_name=False)
+                          api_visibility="private")

@@ -161,3 +161,71 @@ def test_uploads_over_the_size_limit_are_refused(tmp_path):
         small = httpx.post(url + "gradio_api/upload", files={"files": ("small.jsonl", b"x" * 100)})
     assert big.status_code == 413 and "maximum allowed size" in big.text
     assert small.status_code == 200
+
+
+def test_a_space_serves_only_its_configured_model_and_never_loads_another(tmp_path):
+    """SPACE_ID without FLR_ALLOWED_MODELS: the Model box is fixed; an API call naming any other
+    model, a server folder or a missing path is refused with the same answer, and nothing loads."""
+    from dataclasses import replace
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    loaded = []
+
+    def factory(config):
+        loaded.append(config.model)
+        return FakeScorer(config)
+
+    settings = AppSettings.from_env({"SPACE_ID": "someone/flr", "FLR_MODEL": "org/only",
+                                     "FLR_WORK_DIR": str(tmp_path)})
+    assert settings.allowed_models == ("org/only",)
+    settings = replace(settings, server_port=free_port())
+    demo = build_app(settings, scorer_factory=factory)
+    demo.launch(**launch_options(settings, prevent_thread_lock=True, quiet=True))
+    try:
+        client = Client(f"http://127.0.0.1:{settings.server_port}/", verbose=False)
+        answers = []
+        for name in ("gpt2", str(tmp_path), str(tmp_path / "no-such-folder")):
+            with pytest.raises(AppError) as refused:
+                client.predict(CONVERSATION, "", ALL, name, "base", "mean", api_name="/score")
+            answers.append(str(refused.value).replace(name, "NAME"))
+        assert loaded == []  # no download, no folder opened
+        assert answers[1] == answers[2]  # an existing folder looks like a missing one
+        record = client.predict(CONVERSATION, "", ALL, "org/only", "base", "mean", api_name="/score")[4]
+    finally:
+        demo.close()
+    assert record["flr"] == pytest.approx(1.006) and loaded == ["org/only"]
+
+
+def test_model_free_work_is_not_queued_behind_model_jobs(tmp_path):
+    """A file with precomputed values is evaluated while a scoring job holds the model."""
+    import json
+
+    from gradio_client import Client, handle_file
+
+    started, gate = threading.Event(), threading.Event()
+
+    class GatedScorer(FakeScorer):
+        def score(self, conversation, followups):
+            started.set()
+            gate.wait(timeout=30)
+            return super().score(conversation, followups)
+
+    conv = ["Hi", "Hello"]
+    accept, reject = tmp_path / "toy_accept_relevance.jsonl", tmp_path / "toy_reject_relevance.jsonl"
+    accept.write_text(json.dumps({"conversation": conv, "positive": [1.0], "negative": [0.0]}) + "\n")
+    reject.write_text(json.dumps({"conversation": conv, "positve": [0.0], "negative": [0.5]}) + "\n")
+    with running_app(tmp_path / "work", scorer_factory=GatedScorer) as url:
+        scoring = Client(url, verbose=False).submit(CONVERSATION, "", ALL, "embedded", "base", "mean",
+                                                     api_name="/score")
+        assert started.wait(timeout=30)
+        try:
+            headline = Client(url, verbose=False).predict(
+                [handle_file(str(accept)), handle_file(str(reject))], "detect from the files", "", None, None,
+                None, "embedded", "base", "mean", api_name="/evaluate")[0]
+            still_scoring = not scoring.done()
+        finally:
+            gate.set()
+        assert "accuracy 1.000" in headline and still_scoring
+        assert scoring.result()[4]["flr"] == pytest.approx(1.006)

@@ -194,26 +194,54 @@ def test_no_results_yet():
 
 
 def test_zero_gpu_runs_in_chunks_until_done(tmp_path, hh_pairs, monkeypatch):
-    """On Spaces each GPU call stops at its time budget; the tab calls again until all is scored."""
+    """On ZeroGPU each GPU call stops at its time budget; the tab calls again until all is
+    scored, and the worker's model is loaded once and reused by every chunk."""
     import time
 
-    calls = []
-    state, scorers = make_state(tmp_path)
-    state.settings = AppSettings(work_dir=tmp_path / "work", gpu_seconds=1)
+    from ui import gpu
 
     def slow(reply: str) -> float:
         time.sleep(0.1)
         return length_value(reply)
 
-    state.hub._factory = lambda config: scorers.append(FakeScorer(config, slow)) or scorers[-1]
+    made = []
 
-    def run_gpu(fn, *args, **kwargs):
-        calls.append(kwargs["cancel"].deadline)
-        return fn(*args, **kwargs)
+    def factory(config):
+        made.append(FakeScorer(config, slow))
+        return made[-1]
 
-    monkeypatch.setattr(tab_batch, "on_spaces", lambda: True)
-    state.run_gpu = run_gpu
+    state = AppState(AppSettings(work_dir=tmp_path / "work", gpu_seconds=1, zero_gpu=True), factory)
+    chunks = []
+    original = gpu.evaluate_chunk
+    monkeypatch.setattr(gpu, "evaluate_chunk", lambda *args: chunks.append(args[-1]) or original(*args))
     headline, *_ = run(state, hh_pairs)
-    assert len(calls) >= 2  # 20 conversations at 0.1 s do not fit one 0.8 s chunk
+    assert len(chunks) >= 2  # 20 conversations at 0.1 s do not fit one 0.8 s chunk
     assert "accuracy 1.000" in headline and "cancelled" not in headline
-    assert scorers[0].conversations == 20 and state.hub.loads == 1
+    assert "20 conversation(s) scored" in headline
+    assert len(made) == 1 and made[0].conversations == 20 and state.hub.loads == 0
+
+
+def test_zero_gpu_cancel_stops_between_chunks(tmp_path, hh_pairs, monkeypatch):
+    """The visitor's cancel never crosses into the GPU call; the tab checks it between chunks."""
+    import time
+
+    from ui import gpu
+
+    def slow(reply: str) -> float:
+        time.sleep(0.1)
+        return length_value(reply)
+
+    state = AppState(AppSettings(work_dir=tmp_path / "work", gpu_seconds=1, zero_gpu=True),
+                     lambda config: FakeScorer(config, slow))
+    chunks = []
+    original = gpu.evaluate_chunk
+
+    def chunk_then_cancel(*args):
+        chunks.append(args[-1])
+        report = original(*args)
+        state.cancels.cancel(REQUEST.session_hash)  # the visitor pressed Cancel meanwhile
+        return report
+
+    monkeypatch.setattr(gpu, "evaluate_chunk", chunk_then_cancel)
+    headline, *_ = run(state, hh_pairs)
+    assert len(chunks) == 1 and headline.startswith("### Run cancelled")
