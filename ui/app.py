@@ -27,7 +27,7 @@ CSS = """
 .js-plotly-plot .main-svg .xtick text, .js-plotly-plot .main-svg .ytick text,
 .js-plotly-plot .main-svg .legendtext, .js-plotly-plot .main-svg .annotation-text,
 .js-plotly-plot .main-svg .cbtitle text, .js-plotly-plot .main-svg .cbaxis text,
-.js-plotly-plot .main-svg .textpoint text { fill: var(--body-text-color) !important; }
+.js-plotly-plot .main-svg .textpoint text, .js-plotly-plot .main-svg .bartext { fill: var(--body-text-color) !important; }
 .js-plotly-plot .main-svg .gridlayer path, .js-plotly-plot .main-svg .zerolinelayer path {
   stroke: var(--border-color-primary) !important; }
 """
