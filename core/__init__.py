@@ -8,9 +8,10 @@ The public Python API, for notebooks and scripts:
     print(result.flr, result.category_frame())
 
 Evaluate with `detect_benchmarks` + `run_evaluation`, mine preference data with `load_prompts`,
-`policy_for`, `mine` and `export_preferences`. The sub-packages are the subsystems:
+`policy_for`, `mine` and `export_preferences`; use FLR as an RL reward with `FLRReward`
+(a TRL reward function) or `flr serve`. The sub-packages are the subsystems:
 `core.engine` (scoring), `core.evaluation` (benchmark files, metrics, reports),
-`core.mining` (sampling and preference data), `core.cli` (the `flr` command).
+`core.mining` (sampling and preference data), `core.serving` (the reward server), `core.cli` (the `flr` command).
 
 `core` knows nothing about Gradio or plotly; `ui/` imports from here, never the reverse.
 The names below are loaded on first use, so `import core` stays cheap (no torch, no pandas):
@@ -26,6 +27,7 @@ __all__ = [
     "FollowupSet", "default_followups", "load_followups", "ConversationScore",
     "detect_benchmarks", "run_evaluation", "EvaluationOptions", "EvaluationReport", "load_elo",
     "MiningConfig", "load_prompts", "policy_for", "mine", "ExportConfig", "export_preferences",
+    "FLRReward",
 ]
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from core.mining.policy import policy_for
     from core.mining.preferences import ExportConfig, export_preferences
     from core.mining.prompts import load_prompts
+    from core.serving.reward import FLRReward
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: import the home module of a public name on first use
@@ -86,6 +89,8 @@ def __getattr__(name: str) -> Any:  # PEP 562: import the home module of a publi
         from core.mining.preferences import ExportConfig as value
     elif name == "export_preferences":
         from core.mining.preferences import export_preferences as value
+    elif name == "FLRReward":
+        from core.serving.reward import FLRReward as value
     else:
         raise AttributeError(f"module 'core' has no attribute {name!r}")
     globals()[name] = value

@@ -14,10 +14,10 @@ import logging
 import sys
 from typing import Sequence
 
-from core.cli import evaluate, mine, score
+from core.cli import evaluate, mine, score, serve
 from core.errors import FLRError
 
-COMMANDS = (score, evaluate, mine)
+COMMANDS = (score, evaluate, mine, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

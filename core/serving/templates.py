@@ -1,0 +1,171 @@
+"""Splitting a query that a policy's chat template rendered back into conversation turns.
+
+RL trainers send the reward a *rendered* text: the prompt after the policy's chat template, then
+the sampled response (OpenRLHF's `/get_reward` queries). The FLR scorer re-renders turns with its
+own model's template, so the turns must be recovered first. Each known template is data: a
+regular expression for its turn headers (the `role` group names the speaker) plus the markers
+that close a turn or pad a sequence and are stripped from a turn's text.
+
+Shortcuts taken on purpose: a template is recognised by its headers alone (the first
+non-special text of the query must be one of its headers), and the text between two headers is
+one turn. Where the trainer also sends the rendered prompt, the response is everything after it,
+so a response that happens to contain a header-like line stays whole.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from core.engine.conversation import Conversation, parse_turns
+from core.errors import InputError
+
+_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "model": "assistant",
+          "gpt": "assistant", "system": "system", "[inst]": "user", "[/inst]": "assistant",
+          "[system_prompt]": "system"}
+
+
+class QueryFormatError(InputError):
+    """A rendered query whose chat template is not recognised or whose turns do not fit."""
+
+
+@dataclass(frozen=True)
+class QueryTemplate:
+    """One chat template's shape, enough to find its turns again."""
+
+    name: str
+    header: str  # regex of a turn header; group "role" names the speaker
+    markers: tuple[str, ...]  # end-of-turn, begin/end-of-text and padding tokens, stripped
+    special: bool = True  # has special tokens; plain-text templates are tried last
+
+    def headers(self, text: str) -> list[re.Match[str]]:
+        return list(re.finditer(self.header, text, re.IGNORECASE))
+
+
+TEMPLATES: dict[str, QueryTemplate] = {t.name: t for t in (
+    QueryTemplate("chatml", r"<\|im_start\|>(?P<role>system|user|assistant)[^\S\n]*\n?",
+                  ("<|im_end|>", "<|endoftext|>")),
+    QueryTemplate("llama3", r"<\|start_header_id\|>(?P<role>system|user|assistant)<\|end_header_id\|>",
+                  ("<|eot_id|>", "<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>")),
+    QueryTemplate("gemma", r"<start_of_turn>(?P<role>user|model|system)[^\S\n]*\n?",
+                  ("<end_of_turn>", "<bos>", "<eos>", "<pad>")),
+    QueryTemplate("phi3", r"<\|(?P<role>system|user|assistant)\|>[^\S\n]*\n?",
+                  ("<|end|>", "<|endoftext|>")),
+    QueryTemplate("mistral", r"(?P<role>\[INST\]|\[/INST\]|\[SYSTEM_PROMPT\])",
+                  ("</s>", "<s>", "[/SYSTEM_PROMPT]", "<pad>", "<unk>")),
+    QueryTemplate("plain", r"(?:^|\n)[^\S\n]*(?P<role>human|user|assistant|system)[^\S\n]*:[^\S\n]?",
+                  ("<|endoftext|>", "</s>", "<s>", "<eos>", "<pad>"), special=False),
+)}
+
+_PROBE = [{"role": "user", "content": "Ping?"}, {"role": "assistant", "content": "Pong."}]
+
+
+def recognise(text: str, forced: QueryTemplate | None = None) -> QueryTemplate | None:
+    """The template whose header starts `text` (after leading special tokens), or None."""
+    candidates = [forced] if forced is not None else list(TEMPLATES.values())
+    for template in candidates:
+        body = _strip_markers(text, template).lstrip()
+        found = re.match(template.header, body, re.IGNORECASE)
+        if found is not None and found.start() == 0:
+            return template
+    return None
+
+
+def split_query(query: str, prompt: str | None = None, forced: QueryTemplate | None = None,
+                where: str = "query") -> Conversation:
+    """The conversation a rendered query holds: the turns of the prompt, then the response.
+
+    With `prompt` (the rendered prompt the policy generated from) the response is whatever the
+    query has after it; without it, the query's last assistant turn is the response."""
+    if not isinstance(query, str):
+        raise QueryFormatError(f"{where}: expected a string; got {type(query).__name__}")
+    template = recognise(query, forced)
+    if template is None:
+        raise QueryFormatError(f"{where}: {_expected(forced)}; it starts with {query[:40]!r}")
+    response = None
+    if prompt and query.startswith(prompt) and recognise(prompt, template) is template:
+        response = query[len(prompt):]
+        turns = _turns(prompt, template)
+        if turns and turns[-1][0] == "assistant" and not turns[-1][1]:
+            turns = turns[:-1]  # the generation prompt's empty assistant header
+        turns.append(("assistant", _clean(response, template)))
+    else:
+        turns = _turns(query, template)
+    return conversation_of([{"role": role, "content": text} for role, text in turns],
+                           f"{where} ({template.name} template)")
+
+
+def conversation_of(messages: list[dict[str, str]], where: str) -> Conversation:
+    """Messages ending with the response as a conversation. Unlike `flr score`, an empty
+    response is accepted: a policy does generate them, and a training run must not stop there."""
+    turns, system = parse_turns(messages, where, QueryFormatError)
+    if not turns or turns[-1][0] != "assistant":
+        raise QueryFormatError(f"{where}: expected turns ending with the assistant's response; got "
+                               f"{len(turns)} turn(s) ending with the {turns[-1][0] if turns else 'prompt'}'s")
+    return Conversation(tuple(text for _, text in turns), system)
+
+
+def template_named(name_or_model: str) -> QueryTemplate:
+    """A template by name, or the one a local model's tokenizer renders (`--query-template`)."""
+    key = name_or_model.strip().lower()
+    if key in TEMPLATES:
+        return TEMPLATES[key]
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(name_or_model)
+    except Exception as err:  # noqa: BLE001 - any loader failure means the same to the user
+        raise QueryFormatError(
+            f"query template {name_or_model!r} is neither a known template "
+            f"({', '.join(TEMPLATES)}) nor a loadable tokenizer ({type(err).__name__}: {err})"
+        ) from None
+    return template_of_tokenizer(tokenizer, name_or_model)
+
+
+def template_of_tokenizer(tokenizer: Any, where: str = "tokenizer") -> QueryTemplate:
+    """The known template a tokenizer's chat template renders, found by rendering a probe."""
+    if not getattr(tokenizer, "chat_template", None):
+        return TEMPLATES["plain"]
+    rendered = tokenizer.apply_chat_template(_PROBE, tokenize=False)
+    template = recognise(rendered)
+    if template is None:
+        raise QueryFormatError(
+            f"{where}: its chat template renders {rendered[:60]!r}, which matches none of the known "
+            f"templates ({', '.join(TEMPLATES)}); pass --query-template with one of them"
+        )
+    return template
+
+
+def _turns(text: str, template: QueryTemplate) -> list[tuple[str, str]]:
+    headers = template.headers(text)
+    turns = []
+    for i, match in enumerate(headers):
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        role = _ROLES[match.group("role").lower()]
+        turns.append((role, _clean(text[match.end():end], template)))
+    return _merge(turns)
+
+
+def _merge(turns: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Turns without text are dropped, except the assistant's (an empty response is reported
+    by the conversation parser, naming it)."""
+    return [(role, text) for role, text in turns if text or role == "assistant"]
+
+
+def _clean(text: str, template: QueryTemplate) -> str:
+    return _strip_markers(text, template).strip()
+
+
+def _strip_markers(text: str, template: QueryTemplate) -> str:
+    for marker in template.markers:
+        text = text.replace(marker, "")
+    return text
+
+
+def _expected(forced: QueryTemplate | None) -> str:
+    if forced is not None:
+        return f"does not start with a turn header of the {forced.name} template (forced by --query-template)"
+    return ("matches no known chat template; expected a query rendered with ChatML (<|im_start|>), "
+            "Llama 3 (<|start_header_id|>), Gemma (<start_of_turn>), Phi-3 (<|user|>), Mistral ([INST]) "
+            "or plain 'Human:'/'Assistant:' turns, or start the server with --query-template")
