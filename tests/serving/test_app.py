@@ -131,3 +131,26 @@ def test_shaping_applies_to_rewards(followups):
     with TestClient(app) as client:
         answer = client.post("/get_reward", json={"query": ["Human: q\n\nAssistant: a"]})
     assert answer.json()["rewards"] == [pytest.approx(0.01)] or answer.json()["rewards"] == [pytest.approx(-0.01)]
+
+
+@pytest.mark.embedded
+def test_embedded_model_smollm2_queries_equal_flr_score(tmp_path):
+    """The issue's check on the real model: SmolLM2's own ChatML rendering (with its default
+    system prompt) through /get_reward, and /v1/score, give `flr score`'s rewards."""
+    from core.engine.config import ScoringConfig
+    from core.engine.followups import default_followups
+    from core.engine.scorer import load_scorer
+
+    conversations = CONVERSATIONS[:2]
+    (tmp_path / "in.json").write_text(json.dumps(conversations))
+    assert main(["score", "--input", str(tmp_path / "in.json"), "--output", str(tmp_path / "out.jsonl"),
+                 "--device", "cpu"]) == 0
+    expected = [json.loads(line)["flr"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    scorer = load_scorer(ScoringConfig(device="cpu"))
+    body = openrlhf_body(scorer.loaded.tokenizer, conversations)
+    assert "<|im_start|>system" in body["query"][0]  # SmolLM2 adds its default system prompt
+    with TestClient(create_app(scorer, default_followups())) as client:
+        rewards = client.post("/get_reward", json=body).json()["rewards"]
+        results = client.post("/v1/score", json={"conversations": conversations}).json()["results"]
+    assert rewards == pytest.approx(expected, abs=1e-3)
+    assert [r["flr"] for r in results] == pytest.approx(expected, abs=1e-3)
