@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     config = serve_config_from_args(args)
     scoring = config_from_args(args)
     followups = load_followups(args.followups)
+    config.shaping.check_categories(followups.names)
     if config.query_template:
         template_named(config.query_template)  # a bad name fails before the model loads
     if not is_loopback(config.host) and not config.token:

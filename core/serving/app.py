@@ -72,6 +72,7 @@ def create_app(scorer: "Scorer", followups: FollowupSet, config: ServeConfig | N
                model: str | None = None, device: str = "unknown") -> FastAPI:
     """The app; its worker thread starts now and stops when the app shuts down."""
     config = config or ServeConfig()
+    config.shaping.check_categories(followups.names)
     forced: QueryTemplate | None = template_named(config.query_template) if config.query_template else None
     metrics = Metrics()
     worker = BatchWorker(scorer, max_wait_ms=config.max_batch_wait_ms, max_batch=config.max_batch,

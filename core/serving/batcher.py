@@ -125,6 +125,8 @@ class BatchWorker:
     def _score(self, batch: list[_Job]) -> None:
         groups: dict[FollowupSet, list[_Job]] = {}
         for job in batch:
+            if not job.future.set_running_or_notify_cancel():
+                continue  # its caller gave up (timeout, disconnect); a running future cannot be cancelled
             groups.setdefault(job.followups, []).append(job)
         for followups, jobs in groups.items():
             self._score_group(jobs, followups)

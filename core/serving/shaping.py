@@ -38,6 +38,13 @@ class ShapingConfig:
         if self.clip is not None and (not math.isfinite(self.clip) or self.clip <= 0):
             raise ConfigError(f"reward clip must be a positive number; got {self.clip!r}")
 
+    def check_categories(self, names: Sequence[str]) -> None:
+        """Weights may only name categories of the follow-up set (a typo would weigh nothing)."""
+        unknown = sorted(set(self.weights) - set(names))
+        if unknown:
+            raise ConfigError(f"reward weights name {', '.join(unknown)}, not in the follow-up set "
+                              f"({', '.join(names)})")
+
     @property
     def active(self) -> bool:
         return bool(self.weights) or self.normalize or self.clip is not None
