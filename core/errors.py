@@ -36,3 +36,7 @@ class ModelLoadError(FLRError, RuntimeError):
 
 class ClusterError(FLRError, RuntimeError):
     """A Ray cluster that cannot be used: Ray missing, no cluster at the address, every worker lost."""
+
+
+class TuningError(InputError):
+    """Labelled data that cannot be used to tune follow-up weights (`flr tune`)."""

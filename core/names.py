@@ -57,3 +57,13 @@ SAMPLE_INDEX = "sample"
 SAMPLE_RESPONSE = "response"
 SAMPLE_FLR = "FLR"  # a display header; the report's signal key is FLR = "flr"
 SAMPLE_ROLE = "role"
+
+# --- columns of the follow-up tables of `flr tune` / `flr followups report` (`core.tuning`)
+WEIGHT = "weight"
+IMPORTANCE = "importance"  # share of the summed absolute unit-scaled coefficients
+DIRECTION = "direction"
+ALONE = "alone"  # the follow-up's own figure (accuracy / AUC / correlation) as a reward by itself
+AUC = "auc"
+MAX_CORRELATION = "max |r| with another"
+MOST_LIKE = "most like"
+FLAGS = "flags"

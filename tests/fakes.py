@@ -87,7 +87,7 @@ class FakeScorer:
             CategoryScore(c.name,
                           tuple(q + followup_offset(t) for t in c.positive),
                           tuple(-q + followup_offset(t) for t in c.negative),
-                          c.positive, c.negative)
+                          c.positive, c.negative, c.positive_weights, c.negative_weights)
             for c in followups
         )
         return ConversationScore(categories, conversation.warnings, 0, len(conversation.reply))

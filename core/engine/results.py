@@ -1,19 +1,36 @@
 """Typed results of scoring one conversation, and their table and JSON forms.
 
 Category reward = mean positive - mean negative follow-up score; overall FLR = mean of the
-category rewards. The DataFrame column names used across the project live in `core.names`.
+category rewards. With a weighted follow-up set (`core.engine.followups`) both are weighted
+sums instead: category reward = sum(w * positive) - sum(w * negative), FLR = the sum of the
+category rewards; `category_reward` and `overall_reward` are the one place either is computed.
+The DataFrame column names used across the project live in `core.names`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
 from core import names as C
 from core.engine.followups import NEGATIVE, POSITIVE
+
+
+def category_reward(positive: Sequence[float], negative: Sequence[float],
+                    positive_weights: Sequence[float] = (), negative_weights: Sequence[float] = ()) -> float:
+    """mean(positive) - mean(negative); with weights, the weighted sums' difference."""
+    if not positive_weights and not negative_weights:
+        return fmean(positive) - fmean(negative)
+    return (sum(w * v for w, v in zip(positive_weights, positive))
+            - sum(w * v for w, v in zip(negative_weights, negative)))
+
+
+def overall_reward(rewards: Sequence[float], weighted: bool) -> float:
+    """The FLR from category rewards: their mean, or their sum for a weighted set."""
+    return sum(rewards) if weighted else fmean(rewards)
 
 
 @dataclass(frozen=True)
@@ -23,6 +40,12 @@ class CategoryScore:
     negative: tuple[float, ...]
     positive_texts: tuple[str, ...] = ()
     negative_texts: tuple[str, ...] = ()
+    positive_weights: tuple[float, ...] = ()  # () for a plain follow-up set
+    negative_weights: tuple[float, ...] = ()
+
+    @property
+    def weighted(self) -> bool:
+        return bool(self.positive_weights or self.negative_weights)
 
     @property
     def mean_positive(self) -> float:
@@ -34,7 +57,8 @@ class CategoryScore:
 
     @property
     def flr(self) -> float:
-        return self.mean_positive - self.mean_negative
+        return category_reward(self.positive, self.negative, self.positive_weights,
+                               self.negative_weights)
 
 
 @dataclass(frozen=True)
@@ -48,7 +72,8 @@ class ConversationScore:
 
     @property
     def flr(self) -> float:
-        return fmean(c.flr for c in self.categories)
+        return overall_reward([c.flr for c in self.categories],
+                              any(c.weighted for c in self.categories))
 
     @property
     def truncated(self) -> bool:

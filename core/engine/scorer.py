@@ -425,7 +425,8 @@ def _result(followups: FollowupSet, texts: Sequence[str], rendered: RenderedConv
     values = dict(zip(texts, scores))
     categories = tuple(
         CategoryScore(c.name, tuple(values[t] for t in c.positive),
-                      tuple(values[t] for t in c.negative), c.positive, c.negative)
+                      tuple(values[t] for t in c.negative), c.positive, c.negative,
+                      c.positive_weights, c.negative_weights)
         for c in followups
     )
     context = min(len(r.ids) for r in rendered.requests)

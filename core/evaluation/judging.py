@@ -1,6 +1,7 @@
 """From scores to a benchmark's figures: the signals compared on the same rows, and their metrics.
 
-Signals: the overall FLR (mean of category rewards), each category's reward, and three
+Signals: the overall FLR (mean of category rewards; with a weighted follow-up set, their
+weighted sums, `core.engine.results`), each category's reward, and three
 baselines: the reply's length in characters, the positive-only likelihood (mean of the positive
 follow-up values) and the negative-only likelihood (minus the mean of the negative follow-up
 values, so that higher means better for every signal). A row that cannot be judged is skipped
@@ -17,7 +18,7 @@ import pandas as pd
 
 from core.engine.conversation import Conversation
 from core.engine.followups import FollowupSet
-from core.engine.results import ConversationScore
+from core.engine.results import ConversationScore, category_reward, overall_reward
 from core.evaluation import metrics as M
 from core.evaluation.benchmark import Benchmark
 from core.evaluation.elo import EloTable, match_models
@@ -86,8 +87,34 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs)
 
 
+Weights = dict[str, tuple[tuple[float, ...], tuple[float, ...]]]
+
+
+def set_weights(b: Benchmark, values: list, followups: FollowupSet,
+                categories: Sequence[str]) -> tuple[Weights | None, str | None]:
+    """The weighted set's (positive, negative) weights per category, or None for plain FLR,
+    and a warning when a weighted set cannot apply to a precomputed file's value lists."""
+    if not followups.weighted:
+        return None, None
+    weights = {c.name: (c.positive_weights, c.negative_weights) for c in followups}
+    missing = [c for c in categories if c not in weights]
+    if missing:
+        return None, (f"the weighted follow-up set has no categor{'y' if len(missing) == 1 else 'ies'} "
+                      f"{', '.join(missing)}; plain FLR is reported")
+    for v in values:
+        if v is None:
+            continue
+        for c in categories:
+            pos, neg = v[c]
+            if (len(pos), len(neg)) != tuple(len(w) for w in weights[c]):
+                return None, (f"category {c!r}: the precomputed lists hold {len(pos)} positive and "
+                              f"{len(neg)} negative values but the weighted set has "
+                              f"{len(weights[c][0])} and {len(weights[c][1])}; plain FLR is reported")
+    return weights, None
+
+
 def _rows_table(b: Benchmark, values: list, reasons: list[str | None],
-                categories: tuple[str, ...]) -> pd.DataFrame:
+                categories: tuple[str, ...], weights: Weights | None = None) -> pd.DataFrame:
     f = b.frame
     table = pd.DataFrame({
         COL_ROW: f[COL_ROW].to_numpy(), COL_SIDE: f[COL_SIDE].to_numpy(),
@@ -110,10 +137,11 @@ def _rows_table(b: Benchmark, values: list, reasons: list[str | None],
         rewards = []
         for c in categories:
             pos, neg = v[c]
-            reward = _mean(pos) - _mean(neg)
+            # plain sets keep exactly the arithmetic they always had (sum / len)
+            reward = category_reward(pos, neg, *weights[c]) if weights else _mean(pos) - _mean(neg)
             cat_values[c].append(reward)
             rewards.append(reward)
-        flr.append(_mean(rewards))
+        flr.append(overall_reward(rewards, True) if weights else _mean(rewards))
         pos_only.append(_mean([_mean(v[c][0]) for c in categories]))
         neg_only.append(-_mean([_mean(v[c][1]) for c in categories]))
     table[FLR] = flr
@@ -130,13 +158,16 @@ def judge_benchmark(b: Benchmark, scores: dict[str, ConversationScore], failures
               followups: FollowupSet, elo: EloTable, samples: int, seed: int) -> BenchmarkResult:
     categories = b.categories if b.precomputed else followups.names
     values, reasons, truncated = _row_values(b, scores, failures)
-    rows = _rows_table(b, values, reasons, categories)
+    weights, weight_warning = set_weights(b, values, followups, categories)
+    rows = _rows_table(b, values, reasons, categories, weights)
     signals = [(OVERALL, FLR, FLR)] + [(c, FLR, category_column(c)) for c in categories] + [
         (OVERALL, s, s) for s in BASELINES]
     result = BenchmarkResult(b.name, b.kind, 0, {}, categories=tuple(categories),
                              files=tuple(str(p.name) for p in b.paths),
                              source_format=b.source_format, precomputed=b.precomputed,
                              warnings=list(b.warnings), rows=rows)
+    if weight_warning:
+        result.warnings.append(weight_warning)
     if truncated:
         result.warnings.append(f"{truncated} conversation(s) were cut from the left to fit the "
                                "model's context")

@@ -70,14 +70,24 @@ def score_from_json(text: str, followups: FollowupSet | None = None) -> Conversa
     for c in data["categories"]:
         pos_texts: tuple[str, ...] = ()
         neg_texts: tuple[str, ...] = ()
+        pos_w: tuple[float, ...] = ()
+        neg_w: tuple[float, ...] = ()
         if followups is not None and c["name"] in followups.names:
             cat = followups[c["name"]]
             if len(cat.positive) == len(c["positive"]) and len(cat.negative) == len(c["negative"]):
                 pos_texts, neg_texts = cat.positive, cat.negative
+                pos_w, neg_w = cat.positive_weights, cat.negative_weights
         categories.append(CategoryScore(c["name"], tuple(c["positive"]), tuple(c["negative"]),
-                                        pos_texts, neg_texts))
+                                        pos_texts, neg_texts, pos_w, neg_w))
     return ConversationScore(tuple(categories), tuple(data.get("warnings", ())),
                              int(data.get("dropped_turns", 0)), int(data.get("context_tokens", 0)))
+
+
+def _key(followups: FollowupSet) -> str:
+    """The set's fingerprint without its weights: a follow-up's score does not depend on its
+    weight, so a tuned set finds the scores of the plain set it was tuned from (weights are
+    applied when a score is read back, and reports are keyed with the weights)."""
+    return followups.unweighted().fingerprint()
 
 
 class ScoreCache:
@@ -109,7 +119,7 @@ class ScoreCache:
     def get_many(self, identity: str, settings: str, followups: FollowupSet,
                  hashes: Iterable[str]) -> tuple[dict[str, ConversationScore], dict[str, str]]:
         """(scores found, failure reasons found) for the given conversation hashes."""
-        fp = followups.fingerprint()
+        fp = _key(followups)
         wanted = list(dict.fromkeys(hashes))
         scores: dict[str, ConversationScore] = {}
         failures: dict[str, str] = {}
@@ -130,7 +140,7 @@ class ScoreCache:
                  scores: Mapping[str, ConversationScore],
                  failures: Mapping[str, str] | None = None) -> None:
         """Store and commit at once (a killed run keeps everything stored before)."""
-        fp = followups.fingerprint()
+        fp = _key(followups)
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?)",
