@@ -14,10 +14,10 @@ import logging
 import sys
 from typing import Sequence
 
-from core.cli import evaluate, mine, score, serve, tune
+from core.cli import evaluate, followups, mine, score, serve, tune
 from core.errors import FLRError
 
-COMMANDS = (score, evaluate, mine, serve, tune)
+COMMANDS = (score, evaluate, mine, serve, tune, followups)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     learn.add_argument("--control-length", action="store_true",
                        help="fit reply length beside the follow-ups and write only the follow-up part")
     learn.add_argument("--seed", type=int, default=0, help="seed of the fold dealing and bootstrap")
+    add_data_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Scoring flags and benchmark-file flags, as `flr evaluate` has them."""
     scoring = parser.add_argument_group("scoring (for rows without precomputed values)")
     add_scoring_arguments(scoring)
     data = parser.add_argument_group("benchmark files")
@@ -53,16 +60,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     data.add_argument("--cache", type=Path, metavar="PATH",
                       help=f"score cache (default: {default_cache_path()})")
     data.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
-    parser.set_defaults(func=run)
-    return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    from core.cli.evaluate import _evaluate  # the very scoring path of `flr evaluate`
+def labelled_examples(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
+    """(config, follow-up set, evaluation report, examples) of the files the arguments name,
+    scored through the very path (and cache) of `flr evaluate`."""
+    from core.cli.evaluate import _evaluate
     from core.engine.followups import default_followups, load_followups
     from core.tuning.features import examples_from_results
-    from core.tuning.report import format_tune, provenance, weights_frame
-    from core.tuning.tune import TuneOptions, tune
 
     if args.folds < 2:
         raise InputError(f"--folds must be at least 2; got {args.folds}")
@@ -73,13 +78,23 @@ def run(args: argparse.Namespace) -> int:
     cache_path = None if args.no_cache else (args.cache or default_cache_path())
     args.categories, args.elo, args.bootstrap = None, None, 100  # what `_evaluate` also reads
     report = _evaluate(args, config, cache_path)
-    examples = examples_from_results(report.benchmarks, followups, args.objective)
+    return config, followups, report, examples_from_results(report.benchmarks, followups, args.objective)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.tuning.report import format_tune, provenance, weights_frame
+    from core.tuning.tune import TuneOptions, tune
+
+    config, followups, report, examples = labelled_examples(args)
     options = TuneOptions(folds=args.folds, control_length=args.control_length, seed=args.seed)
     result = tune(examples, followups, options)
     table = weights_frame(result, examples)
     block = provenance(result, examples, args.paths, options, args.objective, config.as_dict(),
                        followups.unweighted().fingerprint())
-    write_json_atomic(args.output, {**result.tuned_set.to_dict(), "provenance": block})
+    try:
+        write_json_atomic(args.output, {**result.tuned_set.to_dict(), "provenance": block})
+    except OSError as err:
+        raise InputError(f"{args.output}: cannot write the tuned set ({err.strerror or err})") from None
     stats = report.stats
     print(format_tune(result, table, args.output))
     print(f"conversations: {stats.get('scored', 0)} scored now, {stats.get('from_cache', 0)} from the cache")

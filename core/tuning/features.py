@@ -60,6 +60,7 @@ class Examples:
     sources: list[str]  # where each row comes from
     benchmarks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sides: np.ndarray | None = None  # pairwise: rows x 2 (chosen, rejected) x follow-ups
 
     @property
     def n(self) -> int:
@@ -72,7 +73,8 @@ class Examples:
     def subset(self, rows: np.ndarray) -> "Examples":
         return Examples(self.kind, self.utterances, self.features[rows], self.target[rows],
                         self.plain[rows], self.length[rows], [self.keys[i] for i in rows],
-                        [self.sources[i] for i in rows], list(self.benchmarks), list(self.notes))
+                        [self.sources[i] for i in rows], list(self.benchmarks), list(self.notes),
+                        None if self.sides is None else self.sides[rows])
 
 
 def utterances_of(followups: FollowupSet) -> tuple[Utterance, ...]:
@@ -114,10 +116,11 @@ def examples_from_results(results: Sequence[BenchmarkResult], followups: Followu
         raise TuningError(f"no usable {wanted} in the given files; --objective {objective} needs "
                           f"{kind} benchmarks" + (f" ({'; '.join(notes)})" if notes else ""))
     features = np.vstack([r[0] for r in rows])
+    sides = np.stack([r[5] for r in rows]) if kind == PAIRWISE else None
     return Examples(kind, utterances, features,
                     np.array([r[1] for r in rows], dtype=float), features @ plain_w,
                     np.array([r[2] for r in rows], dtype=float), [r[3] for r in rows],
-                    [r[4] for r in rows], used, notes)
+                    [r[4] for r in rows], used, notes, sides)
 
 
 def _vector(values: Any, followups: FollowupSet, where: str) -> np.ndarray:
@@ -160,11 +163,12 @@ def _pairs(result: BenchmarkResult, followups: FollowupSet) -> list:
             continue
         a, b = chosen.loc[r], rejected.loc[r]
         where = f"{result.name}, {a[COL_SOURCE]}"
-        x = _vector(a[COL_VALUES], followups, where) - _vector(b[COL_VALUES], followups, where)
+        va, vb = _vector(a[COL_VALUES], followups, where), _vector(b[COL_VALUES], followups, where)
+        x = va - vb
         length = float(a[COL_LENGTH]) - float(b[COL_LENGTH])
         keys = (group_keys(a[COL_CONVERSATION], f"{result.name}#{r}")
                 + group_keys(b[COL_CONVERSATION], f"{result.name}#{r}"))
-        out.append((x, 1.0, length, tuple(dict.fromkeys(keys)), where))
+        out.append((x, 1.0, length, tuple(dict.fromkeys(keys)), where, np.stack([va, vb])))
     return out
 
 

@@ -9,7 +9,7 @@ large: a learned reward that is mostly length is no better than counting charact
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ import pandas as pd
 from core.names import CATEGORY, DIRECTION, FOLLOWUP, IMPORTANCE, POLARITY, WEIGHT
 from core.tuning.features import Examples
 from core.tuning.tune import LENGTH_SIGNAL, PLAIN, TUNED, TUNED_CONTROLLED, TuneOptions, TuneResult
+
+if TYPE_CHECKING:
+    from core.tuning.diagnostics import Diagnostics
 
 LENGTH_WARNING = 0.5  # |correlation with length| above which the report warns
 
@@ -100,3 +103,43 @@ def _f(x: float | None, digits: int = 3) -> str:
     if x is None or not np.isfinite(x):
         return "-"
     return f"{x:.{digits}f}"
+
+
+def format_diagnostics(diag: "Diagnostics", output: Path | None = None, top: int = 12) -> str:
+    """The diagnostics table as text: best follow-ups first, then flagged ones, then the
+    pruned set's cross-validated effect."""
+    from core.names import ALONE, AUC, FLAGS, MAX_CORRELATION, MOST_LIKE
+
+    t = diag.table.sort_values(ALONE, ascending=False, kind="stable")
+    lines = [f"{'#':>3} {diag.metric + ' alone [95% CI]':<24} {'AUC':>5} {'max |r|':>7}  "
+             f"{'category/polarity':<26} follow-up"]
+    lines.append("-" * 100)
+
+    def line(row: Any) -> str:
+        ci = f"{_f(row[ALONE])} [{_f(row['ci low'], 2)}, {_f(row['ci high'], 2)}]"
+        text = f"{row[CATEGORY]}/{row[POLARITY]}"
+        return (f"{row['#']:>3} {ci:<24} {_f(row[AUC], 2):>5} {_f(row[MAX_CORRELATION], 2):>7}  "
+                f"{text:<26} {row[FOLLOWUP]!r}" + (f"  [{row[FLAGS]}]" if row[FLAGS] else ""))
+
+    for _, row in t.head(top).iterrows():
+        lines.append(line(row))
+    rest = t.iloc[top:]
+    flagged = rest[rest[FLAGS] != ""]
+    if len(rest):
+        lines.append(f"... {len(rest)} more" + (", of which flagged:" if len(flagged) else ""))
+        for _, row in flagged.iterrows():
+            lines.append(line(row))
+    wrong = int(diag.table[FLAGS].str.contains("wrong way").sum())
+    dup = int(diag.table[FLAGS].str.contains("duplicate").sum())
+    lines += ["", f"{wrong} follow-up(s) point or lean the wrong way, {dup} duplicate a better one "
+                  f"(|r| >= 0.95; the most similar is under '{MOST_LIKE}' in the CSV)"]
+    plain, pruned = diag.cv["plain"], diag.cv["pruned"]
+    kept = int(diag.keep.sum())
+    lines.append(f"suggested pruned set: keeps {kept} of {len(diag.keep)} follow-ups; "
+                 f"cross-validated {diag.metric} over {diag.folds} grouped folds (pruning decided "
+                 f"on the training folds): pruned {_f(pruned['value'])} vs plain {_f(plain['value'])} "
+                 f"(per fold: {' '.join(_f(v, 2) for v in pruned['per_fold'])} vs "
+                 f"{' '.join(_f(v, 2) for v in plain['per_fold'])})")
+    if output is not None:
+        lines.append(f"pruned set: {output}")
+    return "\n".join(lines)
