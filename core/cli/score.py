@@ -31,6 +31,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--output", required=True, help="JSONL file to write")
     add_scoring_arguments(parser)
     add_ray_arguments(parser)
+    parser.add_argument("--explain", action="store_true",
+                        help="add per follow-up the value of each token, the follow-ups that "
+                             "moved the score most first")
     parser.set_defaults(func=run)
 
 
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     cluster = cluster_from_args(args)
     followups = load_followups(args.followups)
     items = load_items(args.input)
+    if cluster is not None and getattr(args, "explain", False):
+        raise InputError("--explain reads token values in this process; run it without --ray")
     if cluster is not None:
         return _run_on_cluster(args, cluster, config, followups, items)
     scorer = load_scorer(config)
@@ -74,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
                 log.warning(warning)
             result = scorer.score(conversation, followups)
             record.update(result.to_record())
+            if getattr(args, "explain", False):
+                from core.engine.explain import explain
+
+                record["explanation"] = explain(scorer, conversation, followups).to_record()
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             fh.flush()
             if bar is not None:

@@ -214,10 +214,21 @@ class FLRScorer:
         """The fast path for one conversation's requests."""
         return self._score_packed([requests])[0]
 
-    @torch.inference_mode()
     def _score_packed(self, groups: Sequence[Sequence[Request]]) -> list[list[float]]:
-        """Scores of the requests of several conversations (one prefix each) in packed passes:
-        each prefix is computed once, in the pass that holds its first suffix rows, every
+        """Scores of the requests of several conversations (one prefix each); see `read_packed`."""
+        prefix_lens, tries, read = self.read_packed(groups)
+        return [[self._aggregate_read(request, (ROOT,) + trie.paths[i], length, values)
+                 for i, request in enumerate(g)]
+                for g, length, trie, values in zip(groups, prefix_lens, tries, read)]
+
+    @torch.inference_mode()
+    def read_packed(self, groups: Sequence[Sequence[Request]]
+                    ) -> tuple[list[int], list[SuffixTrie], list[dict[tuple[int, int], float]]]:
+        """The per-token values of the requests of several conversations (one prefix each),
+        computed in packed passes: (prefix lengths, suffix tries, per conversation the value
+        read at each (trie node, target id)); `core.engine.explain` reads them per token.
+
+        Each prefix is computed once, in the pass that holds its first suffix rows, every
         suffix row attends to its own conversation's prefix, and the follow-ups' suffixes go
         in as a token trie (`core.engine.fast.trie`), so a token several follow-ups share is computed and
         read out once."""
@@ -255,9 +266,7 @@ class FLRScorer:
                 plan = plan_passes([u for p in plan for u in p.units], width, budget)
                 continue
             plan = plan[1:]
-        return [[self._aggregate_read(request, (ROOT,) + trie.paths[i], length, values)
-                 for i, request in enumerate(g)]
-                for g, length, trie, values in zip(groups, prefix_lens, tries, read)]
+        return prefix_lens, tries, read
 
     def _aggregate_read(self, request: Request, nodes: tuple[int, ...], prefix_len: int,
                         read: dict[tuple[int, int], float]) -> float:
