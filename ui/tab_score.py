@@ -78,7 +78,9 @@ def conversation_with_reply(context: str, reply: str, label: str) -> Conversatio
 
 def summary_markdown(result: ConversationScore, conversation: Conversation, config_text: str) -> str:
     lines = [f"## Overall FLR: {result.flr:+.4f}",
-             f"Mean of {len(result.categories)} category reward(s) · {config_text}"]
+             (f"Weighted sum over {len(result.categories)} categor{'y' if len(result.categories) == 1 else 'ies'}"
+              if any(c.weighted for c in result.categories) else
+              f"Mean of {len(result.categories)} category reward(s)") + f" · {config_text}"]
     notes = list(conversation.warnings) + list(result.warnings)
     if result.truncated:
         notes.append(f"{result.dropped_turns} oldest utterance(s) were dropped to fit the model's context")
@@ -254,6 +256,13 @@ def build(ctx: AppContext) -> None:
         record = gr.JSON(label="Result")
     download = gr.File(label="Download this result (JSON, and every follow-up as CSV)", file_count="multiple",
                        interactive=False, elem_id="score-download", height=110)
+    with gr.Accordion("Why this score: every follow-up token's log-probability", open=False,
+                      elem_id="explain"):
+        explain_button = gr.Button("Explain", elem_id="explain-button")
+        explain_tokens = gr.HTML(elem_id="explain-tokens")
+        explain_table = gr.Dataframe(label="Every follow-up by its effect on the FLR (click a header to sort)",
+                                     interactive=False, show_search="filter", wrap=True,
+                                     elem_id="explain-table")
 
     with gr.Accordion("Side by side: compare two replies", open=False, elem_id="compare"):
         with gr.Row():
@@ -267,6 +276,10 @@ def build(ctx: AppContext) -> None:
         compare_plot = gr.Plot(label="Reward per category", elem_id="compare-plot")
         compare_table = gr.Dataframe(pd.DataFrame(columns=[C.CATEGORY, REPLY_A, REPLY_B, DIFFERENCE, PREFERRED]),
                                      label="Per category", interactive=False, elem_id="compare-table")
+        changed_button = gr.Button("Which follow-ups changed most?", elem_id="changed-button")
+        changed_table = gr.Dataframe(label="Follow-ups by how much their score changed from A to B",
+                                     interactive=False, show_search="filter", wrap=True,
+                                     elem_id="changed-table")
 
     model_work = dict(concurrency_id="model", concurrency_limit=state.settings.concurrency)
     score_inputs = [conversation, followups_code, categories, *ctx.scoring_inputs]
@@ -278,6 +291,13 @@ def build(ctx: AppContext) -> None:
     compare_button.click(bind(compare_replies, state),
                          [context, reply_a, reply_b, followups_code, categories, *ctx.scoring_inputs],
                          [verdict, compare_plot, compare_table], api_name="compare", **model_work)
+    from ui.explain import explain_comparison, explain_conversation
+
+    explain_button.click(bind(explain_conversation, state), score_inputs, [explain_tokens, explain_table],
+                         api_name="explain", **model_work)
+    changed_button.click(bind(explain_comparison, state),
+                         [context, reply_a, reply_b, followups_code, categories, *ctx.scoring_inputs],
+                         [changed_table], api_name="explain_compare", **model_work)
     apply_button.click(apply_followups, [followups_code], [categories, followups_status], api_visibility="private")
     followups_code.blur(apply_followups, [followups_code, categories], [categories, followups_status],
                         api_visibility="private")
