@@ -186,3 +186,17 @@ def _isnan(value: float) -> bool:
         return math.isnan(float(value))
     except (TypeError, ValueError):
         return True
+
+
+def followup_correlation_heatmap(matrix: pd.DataFrame, title: str = "Follow-up signals: correlation "
+                                 "with each other (on pair differences or replies)") -> go.Figure:
+    """A square follow-up x follow-up grid of correlations (`core.tuning.diagnostics`)."""
+    if matrix.empty:
+        return empty_figure("No follow-ups to compare")
+    labels = [str(c) for c in matrix.columns]
+    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(dtype=float), x=labels, y=labels, colorscale="RdBu",
+                               zmin=-1.0, zmid=0.0, zmax=1.0, colorbar=dict(title="r")))
+    size = max(420, 120 + 9 * len(labels))
+    fig.update_layout(title=title, **{**_LAYOUT, "height": size})
+    fig.update_yaxes(autorange="reversed")
+    return fig

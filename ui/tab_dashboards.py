@@ -163,8 +163,38 @@ def build(ctx: AppContext) -> None:
     with gr.Accordion("FLR figures as a table", open=False):
         table = gr.Dataframe(interactive=False, show_search="filter", elem_id="dashboards-table")
 
+    _followup_section(ctx)
+
     inputs = [ctx.reports, uploads, rating_name, ranking_name, metric]
     outputs = [note, rating_name, ranking_name, metric, by_benchmark, by_category, rating, heatmap, ranking, table]
     for trigger in (ctx.reports.change, uploads.change, refresh.click, metric.input, rating_name.input,
                     ranking_name.input):
         trigger(draw, inputs, outputs, api_visibility="private")
+
+
+def _followup_section(ctx: AppContext) -> None:
+    """Per-follow-up diagnostics on labelled files (`ui.followup_report`)."""
+    from ui.followup_report import followup_diagnostics
+    from ui.state import bind
+
+    with gr.Accordion("Follow-up diagnostics: which follow-ups separate good replies from bad",
+                      open=False, elem_id="followup-diagnostics"):
+        with gr.Row():
+            files = gr.File(file_count="multiple", label="Labelled benchmark files (pairs or ratings)",
+                            elem_id="diagnostics-files")
+            with gr.Column():
+                followups_file = gr.File(label="Follow-up set (.json; default: the bundled set)",
+                                         file_types=[".json"])
+                objective = gr.Radio(["pairwise", "rating"], value="pairwise", label="Labels")
+                limit = gr.Number(value=None, label="First N pairs / rows per file (empty: all)",
+                                  precision=0)
+                run = gr.Button("Diagnose", variant="primary", elem_id="diagnostics-button")
+        summary = gr.Markdown(elem_id="diagnostics-summary")
+        heatmap = gr.Plot(label="Correlation between follow-ups", elem_id="diagnostics-heatmap")
+        table = gr.Dataframe(label="Every follow-up: alone = its accuracy (or correlation) as a reward by "
+                             "itself; click a header to sort", interactive=False, show_search="filter",
+                             wrap=True, elem_id="diagnostics-table")
+    run.click(bind(followup_diagnostics, ctx.state),
+              [files, followups_file, objective, limit, *ctx.scoring_inputs], [summary, heatmap, table],
+              api_name="followup_diagnostics", concurrency_id="model",
+              concurrency_limit=ctx.state.settings.concurrency)
