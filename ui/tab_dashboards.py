@@ -196,5 +196,5 @@ def _followup_section(ctx: AppContext) -> None:
                              wrap=True, elem_id="diagnostics-table")
     run.click(bind(followup_diagnostics, ctx.state),
               [files, followups_file, objective, limit, *ctx.scoring_inputs], [summary, heatmap, table],
-              api_name="followup_diagnostics", concurrency_id="model",
+              api_visibility="private", concurrency_id="model",
               concurrency_limit=ctx.state.settings.concurrency)

@@ -294,10 +294,10 @@ def build(ctx: AppContext) -> None:
     from ui.explain import explain_comparison, explain_conversation
 
     explain_button.click(bind(explain_conversation, state), score_inputs, [explain_tokens, explain_table],
-                         api_name="explain", **model_work)
+                         api_visibility="private", **model_work)
     changed_button.click(bind(explain_comparison, state),
                          [context, reply_a, reply_b, followups_code, categories, *ctx.scoring_inputs],
-                         [changed_table], api_name="explain_compare", **model_work)
+                         [changed_table], api_visibility="private", **model_work)
     apply_button.click(apply_followups, [followups_code], [categories, followups_status], api_visibility="private")
     followups_code.blur(apply_followups, [followups_code, categories], [categories, followups_status],
                         api_visibility="private")
