@@ -90,4 +90,5 @@ class FakeScorer:
                           c.positive, c.negative, c.positive_weights, c.negative_weights)
             for c in followups
         )
-        return ConversationScore(categories, conversation.warnings, 0, len(conversation.reply))
+        direct = text_hash_value("direct:" + conversation.reply) - 1.0  # a canned Direct baseline
+        return ConversationScore(categories, conversation.warnings, 0, len(conversation.reply), direct)

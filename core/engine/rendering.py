@@ -59,11 +59,21 @@ class Request:
 
 
 @dataclass(frozen=True)
+class ReplySpan:
+    """Where the judged reply's own tokens are read (the Direct baseline, `core.engine.direct`):
+    the output at `positions[i]` of a request's ids predicts `targets[i]`."""
+
+    positions: tuple[int, ...]
+    targets: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class RenderedConversation:
     requests: tuple[Request, ...]  # one per follow-up, in the order given
     dropped_utterances: int  # utterances cut from the left to fit the context
     dropped_tokens: int  # tokens cut from the left after that (single long exchange)
     warnings: tuple[str, ...]
+    reply: ReplySpan | None = None  # the reply's tokens inside the conversation prefix
 
 
 def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str], *,
@@ -89,7 +99,25 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
     if cut:
         warnings.append(f"conversation too long for {max_length} tokens even with one exchange: "
                         f"cut its first {cut} token(s)")
-    return RenderedConversation(tuple(requests), dropped, cut, tuple(warnings))
+    return RenderedConversation(tuple(requests), dropped, cut, tuple(warnings),
+                                reply_span(tokenizer, conversation, empty, mode, cut))
+
+
+def reply_span(tokenizer: Any, conversation: Conversation, empty: Sequence[int], mode: str,
+               cut: int) -> ReplySpan | None:
+    """The reply's tokens in `empty` (the conversation rendered with an empty follow-up): those
+    the rendering with an empty reply lacks, in the coordinates of requests whose first `cut`
+    tokens were dropped; None if the reply renders to no tokens or was cut."""
+    messages = scored_messages(conversation, "", mode)
+    index = max(i for i, m in enumerate(messages) if m["content"] == conversation.reply)
+    blank = [dict(m) for m in messages]
+    blank[index]["content"] = ""
+    (without,) = encode_messages(tokenizer, [blank])
+    start = common_prefix(empty, without)
+    end = len(empty) - _common_suffix(empty[start:], without[start:])
+    if end <= start or start - cut < 1:
+        return None
+    return ReplySpan(tuple(range(start - 1 - cut, end - 1 - cut)), tuple(empty[start:end]))
 
 
 def scored_messages(conversation: Conversation, followup: str, mode: str) -> list[dict[str, str]]:

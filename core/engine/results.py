@@ -69,6 +69,7 @@ class ConversationScore:
     warnings: tuple[str, ...] = ()
     dropped_turns: int = 0  # utterances cut from the left to fit the model's context
     context_tokens: int = 0
+    direct: float | None = None  # Direct baseline: the reply's own mean (sum) token log-prob
 
     @property
     def flr(self) -> float:
@@ -94,6 +95,8 @@ class ConversationScore:
                 for c in self.categories
             },
         }
+        if self.direct is not None:
+            record["direct"] = self.direct
         if self.truncated:
             record["truncated_utterances"] = self.dropped_turns
         if self.warnings:

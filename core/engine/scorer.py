@@ -34,6 +34,7 @@ from core.engine.fast import allocator
 
 from core.engine.fast import attention
 from core.engine.config import ScoringConfig
+from core.engine.direct import DirectReader
 from core.engine.conversation import Conversation
 from core.errors import ConversationError
 from core.engine.followups import FollowupSet
@@ -126,15 +127,17 @@ class FLRScorer:
         for group in self._conversation_groups(conversations, texts):
             if not self._checked:  # the first conversation goes through the self-check alone
                 first = group.pop(0)
-                results.append(_result(followups, texts, first, self.score_requests(first.requests)))
+                values = self.score_requests(first.requests)
+                results.append(_result(followups, texts, first, values, DirectReader([first], self.config.aggregation, self.loaded).value(0)))
                 if progress is not None:
                     progress(len(results), len(conversations))
+            reader = DirectReader(group, self.config.aggregation, self.loaded)  # Direct baseline
             if self._shared_prefix:
-                scored = self._score_packed([g.requests for g in group])
+                scored = self._score_packed([g.requests for g in group], reader)
             else:
                 scored = [self.score_requests(g.requests) for g in group]
-            for rendered, values in zip(group, scored):
-                results.append(_result(followups, texts, rendered, values))
+            for k, (rendered, values) in enumerate(zip(group, scored)):
+                results.append(_result(followups, texts, rendered, values, reader.value(k)))
                 if progress is not None:
                     progress(len(results), len(conversations))
         return results
@@ -214,15 +217,17 @@ class FLRScorer:
         """The fast path for one conversation's requests."""
         return self._score_packed([requests])[0]
 
-    def _score_packed(self, groups: Sequence[Sequence[Request]]) -> list[list[float]]:
-        """Scores of the requests of several conversations (one prefix each); see `read_packed`."""
-        prefix_lens, tries, read = self.read_packed(groups)
+    def _score_packed(self, groups: Sequence[Sequence[Request]],
+                      direct: DirectReader | None = None) -> list[list[float]]:
+        """Scores of the requests of several conversations (one prefix each); see `read_packed`
+        (`direct` also reads each reply's own tokens from its prefix rows: the Direct baseline)."""
+        prefix_lens, tries, read = self.read_packed(groups, direct)
         return [[self._aggregate_read(request, (ROOT,) + trie.paths[i], length, values)
                  for i, request in enumerate(g)]
                 for g, length, trie, values in zip(groups, prefix_lens, tries, read)]
 
     @torch.inference_mode()
-    def read_packed(self, groups: Sequence[Sequence[Request]]
+    def read_packed(self, groups: Sequence[Sequence[Request]], direct: DirectReader | None = None
                     ) -> tuple[list[int], list[SuffixTrie], list[dict[tuple[int, int], float]]]:
         """The per-token values of the requests of several conversations (one prefix each),
         computed in packed passes: (prefix lengths, suffix tries, per conversation the value
@@ -255,7 +260,7 @@ class FLRScorer:
         while plan:
             step = plan[0]
             try:
-                self._run_pass(step, prefix_ids, pieces, wanted, prefixes, read)
+                self._run_pass(step, prefix_ids, pieces, wanted, prefixes, read, direct)
             except torch.OutOfMemoryError:
                 if len(step.units) == 1:
                     raise
@@ -282,7 +287,7 @@ class FLRScorer:
 
     def _run_pass(self, step: Pass, prefix_ids: list[tuple[int, ...]], pieces: list[list[Piece]],
                   wanted: list[dict[int, tuple[int, ...]]], prefixes: dict[int, attention.PrefixKV],
-                  read: list[dict[tuple[int, int], float]]) -> None:
+                  read: list[dict[tuple[int, int], float]], direct: DirectReader | None = None) -> None:
         """One packed forward pass: prefix blocks, then suffix rows of trie pieces; reads the
         values wanted at every node (and conversation end) it computes for the first time."""
         device = self.loaded.device
@@ -326,6 +331,8 @@ class FLRScorer:
             input_ids=ids.to(device), position_ids=positions.to(device), use_cache=False,
             flr_prefix=batch,
         ).last_hidden_state.reshape(n_rows * width, -1)
+        if direct is not None:  # the reply's own tokens, from the prefix rows just computed
+            direct.read(fresh, width, hidden, self._logits)
 
         pairs: list[tuple[int, int, int, int]] = []  # (group, node, flat index, target)
         for (g, node), index in found.items():
@@ -430,7 +437,7 @@ class FLRScorer:
 
 
 def _result(followups: FollowupSet, texts: Sequence[str], rendered: RenderedConversation,
-            scores: Sequence[float]) -> ConversationScore:
+            scores: Sequence[float], direct: float | None = None) -> ConversationScore:
     values = dict(zip(texts, scores))
     categories = tuple(
         CategoryScore(c.name, tuple(values[t] for t in c.positive),
@@ -439,7 +446,7 @@ def _result(followups: FollowupSet, texts: Sequence[str], rendered: RenderedConv
         for c in followups
     )
     context = min(len(r.ids) for r in rendered.requests)
-    return ConversationScore(categories, rendered.warnings, rendered.dropped_utterances, context)
+    return ConversationScore(categories, rendered.warnings, rendered.dropped_utterances, context, direct)
 
 
 def _shared_prefix_length(requests: Sequence[Request]) -> int:

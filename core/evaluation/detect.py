@@ -35,6 +35,7 @@ from core.evaluation.formats.pairwise import pairwise_benchmark
 from core.evaluation.formats.paper import category_groups, paper_benchmarks
 from core.evaluation.formats.ranking import arena_benchmarks, ranking_benchmark
 from core.evaluation.formats.rating import rating_benchmark
+from core.evaluation.integrity import check_duplicates, check_pairs
 from core.evaluation.records import Record
 from core.names import CHOSEN, COL_CONVERSATION, KINDS, PAIRWISE, RANKING, RATING, REJECTED
 
@@ -127,11 +128,13 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def detect_benchmarks(paths: Sequence[str | Path], kind: str | None = None,
-                      score_field: str | None = None) -> list[Benchmark]:
+                      score_field: str | None = None, drop_duplicates: bool = False) -> list[Benchmark]:
     """Read files (or folders of them) and group them into benchmarks of detected kind.
 
     `kind` ("pairwise" | "rating" | "ranking") overrides detection; `score_field` names the
-    ground-truth field of rating files (dots reach into nested objects).
+    ground-truth field of rating files (dots reach into nested objects). Pairs whose replies
+    answer different conversations are marked unusable and repeated rows named in the warnings
+    (`core.evaluation.integrity`); `drop_duplicates` keeps only each row's first copy.
     """
     if kind is not None and kind not in KINDS:
         raise BenchmarkFormatError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
@@ -151,6 +154,8 @@ def detect_benchmarks(paths: Sequence[str | Path], kind: str | None = None,
             "model answer files (model_answer/*.jsonl) it belongs to")
     for b in benchmarks:
         _note_conversation_warnings(b)
+        check_pairs(b)
+        check_duplicates(b, drop_duplicates)
     return _unique_names(benchmarks)
 
 

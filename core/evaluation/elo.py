@@ -7,10 +7,18 @@ table as JSON (`{"model": elo}` or a list of `{"model", "elo"}`) or CSV (a model
 column named elo / rating / score).
 
 Names in benchmark files rarely equal the table's (`llama-3-70b-instruct` vs
-`Meta-Llama-3-70B-Instruct`, `gemini-1.5-pro-api-0514` vs `gemini-1.5-pro`). Matching goes
-through stricter to looser steps and every match says which step made it, so the mapping can be
-shown and checked; a name that matches nothing, or more than one entry equally well, stays
-unmatched and is listed, never guessed. Each table entry is used at most once.
+`Meta-Llama-3-70B-Instruct`). Matching goes through stricter to looser steps (exact, case and
+separators, packaging words such as `meta` / `hf` / `api` / `@provider`) and every match says
+which step made it, so the mapping can be shown and checked. No step ever drops a version
+(`v0.1`) or a date (`0409`, `20240229`, `2024-05-13`): `Mistral-7B-Instruct-v0.1` never takes
+v0.2's ELO. A name that matches an entry only up to its version or date stays unmatched, with
+that entry as a "did you mean" hint; the user maps it by hand (`manual`, the CLI's `--elo-map`).
+A name that matches nothing, or more than one entry equally well, stays unmatched and is
+listed, never guessed. Each table entry is used at most once.
+
+The bundled paper table carries the aliases the FLR paper itself used for Arena-Hard's model
+names (`_PAPER_ALIASES`: e.g. `gemini-1.5-pro-api-0514` is the table's `gemini-1.5-pro`), as
+data, matched as "paper alias".
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import csv
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -33,14 +41,21 @@ DEFAULT_ELO_NAME = "LMSYS Arena ELO (hard, English), 2024-06-07, as used by the 
 
 # Words that name a packaging of a model rather than the model: dropped in the loose step.
 _NOISE_WORDS = {"meta", "hf", "preview", "api", "latest"}
-_DATE_AFTER_API = re.compile(r"-api-\d{4}$")
-_VERSION = re.compile(r"^v\d+(\.\d+)*$")
+_VERSION_OR_DATE = re.compile(r"^(v\d+(\.\d+)*|\d{4}|\d{6}|\d{8}|\d{2})$")
+# Arena-Hard model names the FLR paper matched to its ELO table's entries by hand.
+_PAPER_ALIASES = {
+    "gemini-1.5-pro-api-0514": "gemini-1.5-pro",
+    "gemini-1.5-flash-api-0514": "gemini-1.5-flash",
+    "mistral-7b-instruct": "Mistral-7B-Instruct-v0.2",
+    "dbrx-instruct-preview": "dbrx-instruct@together",
+}
 
 
 @dataclass(frozen=True)
 class EloTable:
     name: str
     ratings: dict[str, float]
+    aliases: Mapping[str, str] = field(default_factory=dict)  # benchmark name -> entry, as data
 
     def __len__(self) -> int:
         return len(self.ratings)
@@ -51,11 +66,13 @@ class ModelMatch:
     model: str  # the name in the benchmark file
     elo_name: str | None  # the table entry it matched, or None
     elo: float | None
-    how: str  # "exact", "case/separators", "packaging words", "version suffix", "manual", "unmatched"
+    how: str  # "exact", "case/separators", "packaging words", "paper alias", "manual", "unmatched"
+    hint: str | None = None  # unmatched: the entry that differs only in version or date
 
 
 def default_elo() -> EloTable:
-    return load_elo(DEFAULT_ELO_PATH, DEFAULT_ELO_NAME)
+    table = load_elo(DEFAULT_ELO_PATH, DEFAULT_ELO_NAME)
+    return EloTable(table.name, table.ratings, dict(_PAPER_ALIASES))
 
 
 def load_elo(path: str | Path, name: str | None = None) -> EloTable:
@@ -134,33 +151,39 @@ def _basic(name: str) -> str:
 
 
 def _loose(name: str) -> str:
-    base = _DATE_AFTER_API.sub("", _basic(name))
-    return "-".join(w for w in base.split("-") if w and w not in _NOISE_WORDS)
+    return "-".join(w for w in _basic(name).split("-") if w and w not in _NOISE_WORDS)
 
 
-def _versionless(name: str) -> str:
-    words = _loose(name).split("-")
-    while words and _VERSION.match(words[-1]):
-        words.pop()
-    return "-".join(words)
+def _stem(name: str) -> str:
+    """The loose name without versions and dates: only for "did you mean" hints."""
+    return "-".join(w for w in _loose(name).split("-") if not _VERSION_OR_DATE.match(w))
 
 
-_STEPS = (("exact", lambda s: s), ("case/separators", _basic), ("packaging words", _loose),
-          ("version suffix", _versionless))
+_STEPS = (("exact", lambda s: s), ("case/separators", _basic), ("packaging words", _loose))
 
 
 def match_models(models: Sequence[str], table: EloTable,
                  manual: Mapping[str, str] | None = None) -> list[ModelMatch]:
-    """Match each model name to at most one table entry, strictest step first."""
+    """Match each model name to at most one table entry, strictest step first; manual
+    mappings first of all, then the table's own aliases."""
     manual = dict(manual or {})
     for model, target in manual.items():
         if target not in table.ratings:
-            raise BenchmarkFormatError(f"manual mapping {model!r} -> {target!r}: no such model in the ELO table")
+            near = [e for e in table.ratings if _loose(e) == _loose(target)]
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise BenchmarkFormatError(
+                f"ELO mapping {model!r} -> {target!r}: no such model in the ELO table{hint}")
     result: dict[str, ModelMatch] = {}
     used: set[str] = set()
     for model, target in manual.items():
         if model in models:
             result[model] = ModelMatch(model, target, table.ratings[target], "manual")
+            used.add(target)
+    aliases = {_basic(name): target for name, target in table.aliases.items()}
+    for model in models:
+        target = aliases.get(_basic(model))
+        if model not in result and target in table.ratings and target not in used:
+            result[model] = ModelMatch(model, target, table.ratings[target], "paper alias")
             used.add(target)
     for how, key in _STEPS:
         index: dict[str, list[str]] = {}
@@ -177,11 +200,21 @@ def match_models(models: Sequence[str], table: EloTable,
                 entry = candidates[0]
                 result[names[0]] = ModelMatch(names[0], entry, table.ratings[entry], how)
                 used.add(entry)
-    return [result.get(m, ModelMatch(m, None, None, "unmatched")) for m in models]
+    stems: dict[str, list[str]] = {}
+    for entry in table.ratings:
+        stems.setdefault(_stem(entry), []).append(entry)
+    out = []
+    for m in models:
+        if m in result:
+            out.append(result[m])
+        else:
+            near = [e for e in stems.get(_stem(m), []) if e not in used] or stems.get(_stem(m), [])
+            out.append(ModelMatch(m, None, None, "unmatched", " or ".join(near[:2]) or None))
+    return out
 
 
 def matches_frame(matches: Sequence[ModelMatch]) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"model": m.model, "elo model": m.elo_name or "", "elo": m.elo, "matched by": m.how}
-         for m in matches],
-        columns=["model", "elo model", "elo", "matched by"])
+        [{"model": m.model, "elo model": m.elo_name or "", "elo": m.elo, "matched by": m.how,
+          "did you mean": m.hint or ""} for m in matches],
+        columns=["model", "elo model", "elo", "matched by", "did you mean"])

@@ -53,8 +53,11 @@ _WORD_SPLIT = re.compile(r"[_\-. ]+")
 
 
 def read_entries(path: Path) -> list[Record]:
-    """Every entry of a benchmark file as an object (`core.evaluation.records` reads the formats); CSV
-    cells holding numbers or JSON lists / objects are decoded."""
+    """Every entry of a benchmark file as an object (`core.evaluation.records` reads the formats).
+
+    CSV cells stay text, so a reply such as `42` or `[1, 2]` and an id such as `0012` are read
+    as written; only the known numeric fields (`NUMERIC_FIELDS`: scores, precomputed follow-up
+    values) are decoded, by their readers, and an empty cell there means missing."""
     path = Path(path)
     name = path.name
     if not name.lower().endswith(SUFFIXES):
@@ -65,24 +68,18 @@ def read_entries(path: Path) -> list[Record]:
         raise BenchmarkFormatError(f"{name}: the file has no entries")
     csv_cells = format_of(path) == "csv"
     return [Record(r.where, _as_object(
-                {k: _csv_cell(v) for k, v in r.value.items()} if csv_cells else r.value, r.where))
+                {k: _csv_cell(k, v) for k, v in r.value.items()} if csv_cells else r.value, r.where))
             for r in records]
 
 
-def _csv_cell(value: str | None) -> Any:
-    """CSV cells are text; numbers and JSON lists/objects inside them are decoded."""
-    if value is None:
+NUMERIC_FIELDS = frozenset(SCORE_FIELDS + POSITIVE_FIELDS + (NEGATIVE_FIELD,))
+
+
+def _csv_cell(key: str, value: str | None) -> Any:
+    """A CSV cell as text; an empty cell of a numeric field is missing (None)."""
+    if value is not None and key in NUMERIC_FIELDS and not value.strip():
         return None
-    stripped = value.strip()
-    if stripped[:1] in ("[", "{"):
-        try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
-            return value
-    try:
-        return float(stripped) if stripped else None
-    except ValueError:
-        return value
+    return value
 
 
 def _as_object(value: Any, where: str) -> dict[str, Any]:
@@ -152,14 +149,23 @@ def score_value(value: Any, where: str, field_name: str) -> float:
     if isinstance(value, bool):
         raise BenchmarkFormatError(f"{where}: score field {field_name!r} is a boolean; expected a number")
     if isinstance(value, (int, float)):
-        if math.isnan(value):
-            raise BenchmarkFormatError(f"{where}: score field {field_name!r} is empty (NaN)")
+        if not math.isfinite(value):
+            raise BenchmarkFormatError(
+                f"{where}: score field {field_name!r} is {value}; expected a finite number")
         return float(value)
     if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
-            pass
+            try:
+                value = json.loads(value)  # a list of judge scores written into a CSV cell
+            except json.JSONDecodeError:
+                pass
+        else:
+            if not math.isfinite(number):
+                raise BenchmarkFormatError(
+                    f"{where}: score field {field_name!r} is {value!r}; expected a finite number")
+            return number
     if isinstance(value, list) and value and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         return float(sum(value) / len(value))
@@ -242,7 +248,9 @@ def with_reply(prompt: Any, reply: Any, where: str) -> Conversation:
     else:
         raise ConversationError(f"{where}: the reply must be text or a message list; got {type(reply).__name__}")
     if isinstance(prompt, str):
-        if _looks_like_transcript(prompt):
+        if is_hh_transcript(prompt):
+            prompt_messages = hh_transcript(prompt + "\n\nAssistant: x", where).messages()[:-1]
+        elif _looks_like_transcript(prompt):
             base = from_text(prompt + "\n\nAssistant: x", where)  # parse turns, then replace reply
             prompt_messages = base.messages()[:-1]
         else:
@@ -255,6 +263,24 @@ def with_reply(prompt: Any, reply: Any, where: str) -> Conversation:
     else:
         raise ConversationError(f"{where}: the prompt must be text or a message list; got {type(prompt).__name__}")
     return parse_conversation(prompt_messages + reply_messages, where)
+
+
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):[ \t]?")
+
+
+def is_hh_transcript(text: str) -> bool:
+    """Text in HH-RLHF form: `\\n\\nHuman: ...\\n\\nAssistant: ...`."""
+    return text.lstrip().startswith("Human:") and _HH_TURN.search(text) is not None
+
+
+def hh_transcript(text: str, where: str) -> Conversation:
+    """An HH-RLHF transcript split only at its own turn markers (`\\n\\nHuman:` /
+    `\\n\\nAssistant:`): a reply that quotes a chat log (`User: ...` on a line of its own)
+    stays one reply."""
+    rest = _HH_TURN.split("\n\n" + text.lstrip())[1:]
+    messages = [{"role": "user" if role == "Human" else "assistant", "content": content.strip()}
+                for role, content in zip(rest[::2], rest[1::2])]
+    return parse_conversation(messages, where)
 
 
 def _looks_like_transcript(text: str) -> bool:

@@ -11,7 +11,8 @@ with its reason and leaves every signal alike.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ from core.names import (
     COL_SOURCE,
     COL_TRUTH,
     COL_VALUES,
+    DIRECT,
     FLR,
     LENGTH,
     NEGATIVE_ONLY,
@@ -52,35 +54,44 @@ from core.names import (
 from core.evaluation.report import BenchmarkResult, category_column, finite_or_none
 
 CANCELLED = "not scored: the run was cancelled"
+NOT_FINITE = "follow-up values are not finite (NaN or infinite); the row is left out of every figure"
+# Signals a benchmark may lack for some rows; each is reported only when every judged row has it.
+_OPTIONAL = {LENGTH: "rows without a conversation (precomputed values only)",
+             DIRECT: "rows without the reply's own likelihood (precomputed values, or scores "
+                     "from a scorer that does not compute it)"}
 
 
-def _row_values(b: Benchmark, scores: dict[str, ConversationScore], failures: dict[str, str]
-                ) -> tuple[list[dict[str, tuple[tuple[float, ...], tuple[float, ...]]] | None], list[str | None], int]:
-    """Per frame row: the follow-up values by category (or None) and why not."""
-    values: list[dict | None] = []
-    reasons: list[str | None] = []
-    truncated = 0
+@dataclass
+class _RowValues:
+    """Per frame row: follow-up values by category (or None), the Direct value, why not."""
+
+    values: list[dict[str, tuple[tuple[float, ...], tuple[float, ...]]] | None]
+    direct: list[float]
+    reasons: list[str | None]
+    truncated: int
+
+
+def _row_values(b: Benchmark, scores: dict[str, ConversationScore], failures: dict[str, str]) -> _RowValues:
+    out = _RowValues([], [], [], 0)
     for conv, err, pre in zip(b.frame[COL_CONVERSATION], b.frame[COL_ERROR], b.frame[COL_PRECOMPUTED]):
+        value, direct, reason = None, math.nan, None
         if isinstance(err, str):
-            values.append(None)
-            reasons.append(err)
+            reason = err
         elif b.precomputed:
-            values.append(pre)
-            reasons.append(None)
+            value = pre
         else:
             h = conversation_hash(conv)
             if h in scores:
                 s = scores[h]
-                truncated += s.truncated
-                values.append({c.name: (c.positive, c.negative) for c in s.categories})
-                reasons.append(None)
-            elif h in failures:
-                values.append(None)
-                reasons.append(failures[h])
+                out.truncated += s.truncated
+                value = {c.name: (c.positive, c.negative) for c in s.categories}
+                direct = math.nan if s.direct is None else float(s.direct)
             else:
-                values.append(None)
-                reasons.append(CANCELLED)
-    return values, reasons, truncated
+                reason = failures.get(h, CANCELLED)
+        out.values.append(value)
+        out.direct.append(direct)
+        out.reasons.append(reason)
+    return out
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -113,53 +124,57 @@ def set_weights(b: Benchmark, values: list, followups: FollowupSet,
     return weights, None
 
 
-def _rows_table(b: Benchmark, values: list, reasons: list[str | None],
-                categories: tuple[str, ...], weights: Weights | None = None) -> pd.DataFrame:
+def _rows_table(b: Benchmark, found: _RowValues, categories: tuple[str, ...],
+                weights: Weights | None = None) -> pd.DataFrame:
+    """One row per frame row with every signal; a row whose FLR signals are not all finite is
+    marked skipped, so that every figure is computed on exactly the same rows."""
     f = b.frame
     table = pd.DataFrame({
         COL_ROW: f[COL_ROW].to_numpy(), COL_SIDE: f[COL_SIDE].to_numpy(),
         COL_SOURCE: f[COL_SOURCE].to_numpy(), COL_MODEL: f[COL_MODEL].to_numpy(),
         COL_PROMPT: f[COL_PROMPT].to_numpy(), COL_TRUTH: f[COL_TRUTH].to_numpy(dtype=float),
     })
-    table[COL_SKIPPED] = pd.Series(reasons, dtype=object)
+    reasons = list(found.reasons)
     table[COL_LENGTH] = [float(len(c.reply)) if isinstance(c, Conversation) else math.nan
                          for c in f[COL_CONVERSATION]]
-    cat_values = {c: [] for c in categories}
+    cat_values: dict[str, list[float]] = {c: [] for c in categories}
     flr, pos_only, neg_only = [], [], []
-    for v in values:
-        if v is None:
-            for c in categories:
-                cat_values[c].append(math.nan)
-            flr.append(math.nan)
-            pos_only.append(math.nan)
-            neg_only.append(math.nan)
-            continue
-        rewards = []
-        for c in categories:
-            pos, neg = v[c]
-            # plain sets keep exactly the arithmetic they always had (sum / len)
-            reward = category_reward(pos, neg, *weights[c]) if weights else _mean(pos) - _mean(neg)
-            cat_values[c].append(reward)
-            rewards.append(reward)
-        flr.append(overall_reward(rewards, True) if weights else _mean(rewards))
-        pos_only.append(_mean([_mean(v[c][0]) for c in categories]))
-        neg_only.append(-_mean([_mean(v[c][1]) for c in categories]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i, v in enumerate(found.values):
+            row = [math.nan] * (len(categories) + 3)
+            if v is not None:
+                # plain sets keep exactly the arithmetic they always had (sum / len)
+                rewards = [category_reward(*v[c], *weights[c]) if weights else _mean(v[c][0]) - _mean(v[c][1])
+                           for c in categories]
+                row = rewards + [overall_reward(rewards, True) if weights else _mean(rewards),
+                                 _mean([_mean(v[c][0]) for c in categories]),
+                                 -_mean([_mean(v[c][1]) for c in categories])]
+                if reasons[i] is None and not all(math.isfinite(x) for x in row):
+                    reasons[i] = NOT_FINITE
+            for c, x in zip(categories, row):
+                cat_values[c].append(x)
+            flr.append(row[-3])
+            pos_only.append(row[-2])
+            neg_only.append(row[-1])
+    table[COL_SKIPPED] = pd.Series(reasons, dtype=object)
     table[FLR] = flr
     for c in categories:
         table[category_column(c)] = cat_values[c]
     table[POSITIVE_ONLY] = pos_only
     table[NEGATIVE_ONLY] = neg_only
-    table[COL_VALUES] = pd.Series(values, dtype=object)
+    table[DIRECT] = found.direct
+    table[COL_VALUES] = pd.Series(found.values, dtype=object)
     table[COL_CONVERSATION] = pd.Series(list(f[COL_CONVERSATION]), dtype=object)
     return table
 
 
 def judge_benchmark(b: Benchmark, scores: dict[str, ConversationScore], failures: dict[str, str],
-              followups: FollowupSet, elo: EloTable, samples: int, seed: int) -> BenchmarkResult:
+              followups: FollowupSet, elo: EloTable, samples: int, seed: int,
+              elo_map: Mapping[str, str] | None = None) -> BenchmarkResult:
     categories = b.categories if b.precomputed else followups.names
-    values, reasons, truncated = _row_values(b, scores, failures)
-    weights, weight_warning = set_weights(b, values, followups, categories)
-    rows = _rows_table(b, values, reasons, categories, weights)
+    found = _row_values(b, scores, failures)
+    weights, weight_warning = set_weights(b, found.values, followups, categories)
+    rows = _rows_table(b, found, categories, weights)
     signals = [(OVERALL, FLR, FLR)] + [(c, FLR, category_column(c)) for c in categories] + [
         (OVERALL, s, s) for s in BASELINES]
     result = BenchmarkResult(b.name, b.kind, 0, {}, categories=tuple(categories),
@@ -168,16 +183,27 @@ def judge_benchmark(b: Benchmark, scores: dict[str, ConversationScore], failures
                              warnings=list(b.warnings), rows=rows)
     if weight_warning:
         result.warnings.append(weight_warning)
-    if truncated:
-        result.warnings.append(f"{truncated} conversation(s) were cut from the left to fit the "
+    if found.truncated:
+        result.warnings.append(f"{found.truncated} conversation(s) were cut from the left to fit the "
                                "model's context")
     if b.kind == PAIRWISE:
         _pairwise(result, rows, signals, samples, seed)
     elif b.kind == RATING:
         _rating(result, rows, signals, samples, seed)
     else:
-        _ranking(result, rows, signals, elo, samples, seed)
+        _ranking(result, rows, signals, elo, samples, seed, elo_map)
     return result
+
+
+def _complete(result: BenchmarkResult, signal: str, values: np.ndarray) -> bool:
+    """Whether an optional baseline has a value on every judged row; if not it is left out
+    (never computed on a subset and printed beside FLR as if on the same rows), and why."""
+    if signal not in _OPTIONAL or not values.size:
+        return True
+    missing = int(np.isnan(values).sum())
+    if missing:
+        result.baselines_missing[signal] = f"{missing} of {values.size} {_OPTIONAL[signal]}"
+    return missing == 0
 
 
 def _figures(kind: str, estimates: dict[str, M.Estimate], n: int) -> dict[str, Any]:
@@ -217,13 +243,13 @@ def _pairwise(result: BenchmarkResult, rows: pd.DataFrame, signals: list, sample
     c, j = chosen.loc[ok], rejected.loc[ok]
     for category, signal, column in signals:
         a, b = c[column].to_numpy(dtype=float), j[column].to_numpy(dtype=float)
-        keep = ~(np.isnan(a) | np.isnan(b))
-        if signal == LENGTH and not keep.any():
-            continue  # precomputed files without conversations have no length
-        est = M.pairwise_accuracy(a[keep], b[keep], samples=samples, seed=seed)
-        figures = _figures(PAIRWISE, {"accuracy": est}, int(keep.sum()))
+        if not _complete(result, signal, np.concatenate([a, b])):
+            continue
+        est = M.pairwise_accuracy(a, b, samples=samples, seed=seed)
+        figures = _figures(PAIRWISE, {"accuracy": est}, len(ok))
+        figures["accuracy_interval"] = M.ACCURACY_INTERVAL
         if category == OVERALL and signal == FLR:
-            figures["ties"] = int((a[keep] == b[keep]).sum())
+            figures["ties"] = int((a == b).sum())
         _store(result, category, signal, figures)
 
 
@@ -240,21 +266,23 @@ def _rating(result: BenchmarkResult, rows: pd.DataFrame, signals: list, samples:
     truth = good[COL_TRUTH].to_numpy(dtype=float)
     for category, signal, column in signals:
         x = good[column].to_numpy(dtype=float)
-        keep = ~np.isnan(x)
-        if signal == LENGTH and not keep.any():
+        if not _complete(result, signal, x):
             continue
-        est = M.correlations(x[keep], truth[keep], samples=samples, seed=seed)
-        _store(result, category, signal, _figures(RATING, est, int(keep.sum())))
+        est = M.correlations(x, truth, samples=samples, seed=seed)
+        _store(result, category, signal, _figures(RATING, est, len(good)))
     result.points = [{"row": int(r), "model": m, FLR: finite_or_none(v), "truth": finite_or_none(t)}
                      for r, m, v, t in zip(good[COL_ROW], good[COL_MODEL], good[FLR], truth)]
 
 
 def _ranking(result: BenchmarkResult, rows: pd.DataFrame, signals: list, elo: EloTable,
-             samples: int, seed: int) -> None:
+             samples: int, seed: int, elo_map: Mapping[str, str] | None) -> None:
     good = _skip_rows(result, rows).copy()
     result.n = len(good)
     models = list(dict.fromkeys(rows[COL_MODEL]))  # every model, also ones fully skipped
-    matches = {m.model: m for m in match_models(models, elo)}
+    matches = {m.model: m for m in match_models(models, elo, elo_map)}
+    unused = sorted(set(elo_map or {}) - set(models))
+    if unused:
+        result.warnings.append("--elo-map names models not in this benchmark: " + ", ".join(unused))
     result.unmatched = [m for m in models if matches[m].elo_name is None]
     if good[COL_PROMPT].nunique() <= 1 and len(good) > len(models):
         # no prompt ids: the i-th response of each model stands for prompt i
@@ -273,12 +301,13 @@ def _ranking(result: BenchmarkResult, rows: pd.DataFrame, signals: list, elo: El
         for m in models]
     matched = [m for m in models if matches[m].elo_name is not None and m in means.index]
     if result.unmatched:
-        result.warnings.append("no ELO for: " + ", ".join(result.unmatched)
-                               + " (left out of the correlation)")
+        hints = [f"{m} (did you mean {matches[m].hint}? map it with --elo-map)" if matches[m].hint
+                 else m for m in result.unmatched]
+        result.warnings.append("no ELO for: " + ", ".join(hints) + " (left out of the correlation)")
     ref = [matches[m].elo for m in matched]
     sub = good[good[COL_MODEL].isin(matched)]
     for category, signal, column in signals:
-        if sub[column].isna().all():
+        if not _complete(result, signal, sub[column].to_numpy(dtype=float)):
             continue
         matrix = sub.pivot_table(index=COL_MODEL, columns=COL_PROMPT, values=column,
                                  aggfunc="mean", dropna=False).reindex(matched)

@@ -4,7 +4,9 @@
   tie counts one half.
 - Correlations (Pearson, Spearman, Kendall tau-b) with scipy's p-values.
 - Model ranking: per-model mean of the signal, correlated with a reference ELO.
-- 95% confidence intervals by the percentile bootstrap over rows (pairs, rated rows, or for
+- Pairwise accuracy's 95% interval is the Wilson score interval (`ACCURACY_INTERVAL`), honest
+  at small n; comparing two runs on the same rows uses a paired bootstrap (`paired_difference`).
+- Correlations' 95% confidence intervals by the percentile bootstrap over rows (pairs, rated rows, or for
   rankings over prompts, so every model is re-evaluated on the same resampled prompts), with
   a seeded `numpy.random.Generator`, so a report is reproducible to the last digit.
 
@@ -72,18 +74,47 @@ def pair_outcomes(chosen: Sequence[float], rejected: Sequence[float]) -> np.ndar
     return np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0))
 
 
+ACCURACY_INTERVAL = "wilson"  # how an accuracy's interval is computed (named in every report)
+
+
 def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float], *,
                       samples: int = BOOTSTRAP_SAMPLES, seed: int | None = None) -> Estimate:
-    """Accuracy with a percentile-bootstrap 95% interval over pairs."""
+    """Accuracy with a Wilson score 95% interval (`wilson_interval`).
+
+    The Wilson interval is honest at any n, where a percentile bootstrap degenerates (5 of 5
+    correct gives [1, 1] by resampling; Wilson gives [0.57, 1]). `samples` and `seed` are kept
+    for callers that pass them; the interval needs neither."""
     outcomes = pair_outcomes(chosen, rejected)
     n = outcomes.size
     if n == 0:
         return Estimate(math.nan, math.nan, math.nan, n=0)
     value = float(outcomes.mean())
-    rng = _generator(seed)
-    idx = rng.integers(0, n, size=(samples, n))
-    low, high = _percentile_ci(outcomes[idx].mean(axis=1))
+    low, high = wilson_interval(float(outcomes.sum()), n)
     return Estimate(value, low, high, n=n)
+
+
+def wilson_interval(successes: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (a tie counted one half is half a success)."""
+    if n <= 0:
+        return math.nan, math.nan
+    z = float(stats.norm.ppf(1.0 - (1.0 - confidence) / 2.0))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], *, samples: int = BOOTSTRAP_SAMPLES,
+                      seed: int | None = None) -> Estimate:
+    """Mean of a - b over the same rows with a paired percentile-bootstrap 95% interval (the
+    same resampled rows on both sides)."""
+    x = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if x.size == 0:
+        return Estimate(math.nan, math.nan, math.nan, n=0)
+    rng = _generator(seed)
+    idx = rng.integers(0, x.size, size=(samples, x.size))
+    low, high = _percentile_ci(x[idx].mean(axis=1))
+    return Estimate(float(x.mean()), low, high, n=int(x.size))
 
 
 # --------------------------------------------------------------------------- correlations

@@ -38,6 +38,7 @@ class BenchmarkResult:
     metrics: dict[str, Any]
     per_category: dict[str, dict[str, Any]] = field(default_factory=dict)
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baselines_missing: dict[str, str] = field(default_factory=dict)  # baseline -> why left out
     categories: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     source_format: str = ""
@@ -53,6 +54,7 @@ class BenchmarkResult:
         out: dict[str, Any] = {
             "name": self.name, "kind": self.kind, "n": self.n, "metrics": self.metrics,
             "per_category": self.per_category, "baselines": self.baselines,
+            "baselines_missing": self.baselines_missing,
             "categories": list(self.categories), "files": list(self.files),
             "format": self.source_format, "precomputed": self.precomputed,
             "skipped_rows": len(self.skipped), "skipped": self.skipped, "warnings": self.warnings,
@@ -70,6 +72,7 @@ class BenchmarkResult:
                    metrics=dict(data.get("metrics", {})),
                    per_category=dict(data.get("per_category", {})),
                    baselines=dict(data.get("baselines", {})),
+                   baselines_missing=dict(data.get("baselines_missing", {})),
                    categories=tuple(data.get("categories", ())), files=tuple(data.get("files", ())),
                    source_format=data.get("format", ""), precomputed=bool(data.get("precomputed", False)),
                    skipped=list(data.get("skipped", [])), warnings=list(data.get("warnings", [])),

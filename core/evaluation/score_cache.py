@@ -5,6 +5,10 @@ A score is keyed by the scorer's identity (model weights), the settings that cha
 It is stored as JSON (per category, the positive and negative values) and committed chunk by
 chunk as the run goes, so a run that is killed loses at most the chunk in flight.
 
+A score stored before the Direct baseline existed (no `direct` key) is not returned, so it is
+scored again rather than reported without Direct; a stored `null` means the scorer could not
+compute it for that reply.
+
 Rows that the engine refuses (a `ConversationError`, e.g. a conversation that cannot fit the
 model) are remembered too, with the reason, so a rerun skips them without loading the model.
 
@@ -42,6 +46,9 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE TABLE IF NOT EXISTS identities (model_key TEXT PRIMARY KEY, identity TEXT NOT NULL);
 """
 
+_DIRECT_KEY = '"direct":'  # in every score stored since the Direct baseline (null if none)
+
+
 def conversation_hash(conversation: Conversation) -> str:
     """Stable hash of what the scorer sees: the system message and the utterances."""
     blob = json.dumps({"system": conversation.system, "utterances": list(conversation.utterances)},
@@ -60,6 +67,7 @@ def score_to_json(score: ConversationScore) -> str:
         "warnings": list(score.warnings),
         "dropped_turns": score.dropped_turns,
         "context_tokens": score.context_tokens,
+        "direct": score.direct,
     }, separators=(",", ":"))
 
 
@@ -79,8 +87,10 @@ def score_from_json(text: str, followups: FollowupSet | None = None) -> Conversa
                 pos_w, neg_w = cat.positive_weights, cat.negative_weights
         categories.append(CategoryScore(c["name"], tuple(c["positive"]), tuple(c["negative"]),
                                         pos_texts, neg_texts, pos_w, neg_w))
+    direct = data.get("direct")
     return ConversationScore(tuple(categories), tuple(data.get("warnings", ())),
-                             int(data.get("dropped_turns", 0)), int(data.get("context_tokens", 0)))
+                             int(data.get("dropped_turns", 0)), int(data.get("context_tokens", 0)),
+                             None if direct is None else float(direct))
 
 
 def _key(followups: FollowupSet) -> str:
@@ -129,6 +139,8 @@ class ScoreCache:
             for h, value in self._db.execute(
                     f"SELECT conversation, value FROM scores WHERE identity = ? AND settings = ? "
                     f"AND followups = ? AND conversation IN ({marks})", (identity, settings, fp, *chunk)):
+                if _DIRECT_KEY not in value:
+                    continue  # stored before the Direct baseline existed: scored again
                 scores[h] = score_from_json(value, followups)
             for h, reason in self._db.execute(
                     f"SELECT conversation, reason FROM failures WHERE identity = ? AND settings = ? "

@@ -26,8 +26,26 @@ def test_pairwise_accuracy_counts_a_tie_as_half() -> None:
 def test_bootstrap_is_seeded_and_reproducible() -> None:
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=40), rng.normal(size=40)
-    assert M.pairwise_accuracy(a, b) == M.pairwise_accuracy(a, b)
-    assert M.pairwise_accuracy(a, b, seed=1) != M.pairwise_accuracy(a, b, seed=2)
+    assert M.correlation("pearson", a, b) == M.correlation("pearson", a, b)
+    assert M.correlation("pearson", a, b, seed=1) != M.correlation("pearson", a, b, seed=2)
+
+
+def test_accuracy_interval_is_wilson_and_honest_at_small_n() -> None:
+    # 5 of 5: a percentile bootstrap gives [1, 1]; Wilson (z = 1.96) gives [0.566, 1].
+    est = M.pairwise_accuracy([1] * 5, [0] * 5)
+    assert est.value == 1.0 and est.ci_high == 1.0
+    assert est.ci_low == pytest.approx(0.5655, abs=1e-3)
+    # 8 of 10: Wilson 95% = [0.490, 0.943]
+    assert M.wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-3)
+    assert M.ACCURACY_INTERVAL == "wilson"
+
+
+def test_paired_difference_is_zero_for_identical_runs_and_signed_otherwise() -> None:
+    a = np.array([1.0, 0.0, 1.0, 1.0])
+    same = M.paired_difference(a, a)
+    assert (same.value, same.ci_low, same.ci_high) == (0.0, 0.0, 0.0)
+    up = M.paired_difference(a, np.zeros(4))
+    assert up.value == 0.75 and 0.0 <= up.ci_low <= up.ci_high <= 1.0
 
 
 def test_correlations_of_a_four_row_golden_case() -> None:

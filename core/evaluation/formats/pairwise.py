@@ -10,7 +10,16 @@ from typing import Any
 from core.engine.conversation import Conversation, from_text, parse_conversation
 from core.errors import BenchmarkFormatError
 from core.evaluation.benchmark import Benchmark, frame_row, make_frame
-from core.evaluation.entries import PROMPT_FIELDS, SourceFile, file_stem, first_key, parse, with_reply
+from core.evaluation.entries import (
+    PROMPT_FIELDS,
+    SourceFile,
+    file_stem,
+    first_key,
+    hh_transcript,
+    is_hh_transcript,
+    parse,
+    with_reply,
+)
 from core.names import CHOSEN, PAIRWISE, REJECTED
 
 
@@ -53,6 +62,9 @@ def pairwise_benchmark(f: SourceFile) -> Benchmark:
 
 def _whole_conversation(value: Any, where: str) -> Conversation:
     """A transcript string (`\\n\\nHuman: ...`) or a full message list."""
+    if isinstance(value, str) and is_hh_transcript(value):
+        return hh_transcript(value, where)
     if isinstance(value, str) and not value.strip().startswith(("[", "{")):
         return from_text(value, where)
     return parse_conversation(value, where)
+

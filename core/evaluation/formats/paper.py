@@ -16,6 +16,8 @@ from core.errors import BenchmarkFormatError
 from core.evaluation.benchmark import Benchmark, frame_row, make_frame
 from core.evaluation.entries import (
     CONVERSATION_FIELDS,
+    PROMPT_FIELDS,
+    RESPONSE_FIELDS,
     SourceFile,
     category_word,
     conversation_of,
@@ -30,7 +32,9 @@ from core.names import CHOSEN, PAIRWISE, REJECTED
 
 
 def category_groups(files: list[SourceFile]) -> "OrderedDict[tuple, list[SourceFile]]":
-    """Precomputed files that differ only in the last (category) word belong together."""
+    """Precomputed files that differ only in the last (category) word belong together, when
+    they hold the same conversations entry by entry; files whose conversations differ at the
+    same index are subsets of a benchmark, each evaluated on its own."""
     groups: OrderedDict[tuple, list[SourceFile]] = OrderedDict()
     for f in files:
         key = pair_key(f.path)
@@ -39,7 +43,38 @@ def category_groups(files: list[SourceFile]) -> "OrderedDict[tuple, list[SourceF
         else:  # a file of its own (full path first, so same-named files never merge)
             key = (str(f.path),) + key
         groups.setdefault(key, []).append(f)
-    return groups
+    out: OrderedDict[tuple, list[SourceFile]] = OrderedDict()
+    for key, group in groups.items():
+        if len(group) > 1 and not same_entries(group):
+            for f in group:
+                out[(str(f.path),) + pair_key(f.path)] = [f]
+        else:
+            out[key] = group
+    return out
+
+
+def same_entries(files: list[SourceFile]) -> bool:
+    """Whether files hold the same rows (entry i the same conversation in each): equally many
+    entries and, where entries carry a conversation, equal ones. Files without conversations
+    can only be checked by length."""
+    if len({len(f.records) for f in files}) > 1:
+        return False
+    for entries in zip(*(f.records for f in files)):
+        seen = [_conversation_field(rec.value) for rec in entries]
+        known = [c for c in seen if c is not None]
+        if any(c != known[0] for c in known[1:]):
+            return False
+    return True
+
+
+def _conversation_field(data: dict) -> object:
+    key = first_key(data, CONVERSATION_FIELDS)
+    if key is not None:
+        return data[key]
+    prompt, response = first_key(data, PROMPT_FIELDS), first_key(data, RESPONSE_FIELDS)
+    if prompt and response:
+        return (data[prompt], data[response])
+    return None
 
 
 def _entries_by_category(files: list[SourceFile], what: str) -> tuple[list[str], list[list[Record]]]:
@@ -98,15 +133,24 @@ def paper_benchmarks(files: list[SourceFile]) -> list[Benchmark]:
     for f in files:
         key = (str(f.path.parent),) + pair_key(f.path)
         by_key.setdefault(key, {CHOSEN: [], REJECTED: []})[f.side or CHOSEN].append(f)
-    # Precomputed category files of one benchmark share the key without their last word.
-    merged: OrderedDict[tuple, dict[str, list[SourceFile]]] = OrderedDict()
+    # Precomputed category files of one benchmark share the key without their last word,
+    # unless their conversations differ at the same index: then they are separate subsets.
+    candidates: OrderedDict[tuple, list[tuple[tuple, dict[str, list[SourceFile]]]]] = OrderedDict()
     for key, sides in by_key.items():
         precomputed = any(f.precomputed for fs in sides.values() for f in fs)
         categorised = precomputed and len(key) > 2 and key[-1] != "*"
         group = key[:-1] + ("<category>",) if categorised else key
-        slot = merged.setdefault(group, {CHOSEN: [], REJECTED: []})
-        slot[CHOSEN] += sides[CHOSEN]
-        slot[REJECTED] += sides[REJECTED]
+        candidates.setdefault(group, []).append((key, sides))
+    merged: OrderedDict[tuple, dict[str, list[SourceFile]]] = OrderedDict()
+    subsets: set[tuple] = set()
+    for group, members in candidates.items():
+        files = {side: [f for _, sides in members for f in sides[side]] for side in (CHOSEN, REJECTED)}
+        if len(members) > 1 and not (same_entries(files[CHOSEN]) and same_entries(files[REJECTED])):
+            for key, sides in members:
+                merged[key] = sides
+                subsets.add(key)
+        else:
+            merged[group] = files
     benchmarks = []
     for key, sides in merged.items():
         accept, reject = sides[CHOSEN], sides[REJECTED]
@@ -147,10 +191,13 @@ def paper_benchmarks(files: list[SourceFile]) -> list[Benchmark]:
             for side, rec, values in ((CHOSEN, ra, va), (REJECTED, rr, vr)):
                 conv, err = paper_conversation(rec, values is not None)
                 rows.append(frame_row(i, rec.where, conv, err, side=side, precomputed=values))
+        notes = [f"{len(chosen)} accept/reject pairs, entry i with entry i"]
+        if key in subsets:
+            notes.append("a subset: files named like its category files hold other conversations "
+                         "at the same entries, so they are evaluated apart, not averaged")
         benchmarks.append(Benchmark(
             name, PAIRWISE, tuple(f.path for f in accept + reject), make_frame(rows), is_pre, "paper",
-            tuple(a_cats), notes=[f"{len(chosen)} accept/reject pairs, entry i with entry i"],
-            warnings=warnings))
+            tuple(a_cats), notes=notes, warnings=warnings))
     return benchmarks
 
 
