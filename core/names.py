@@ -43,8 +43,9 @@ COL_TRUTH = "truth"  # ground-truth score (rating), NaN otherwise
 COL_MODEL = "model"  # the model that wrote the reply (ranking; rating files may have it)
 COL_PROMPT = "prompt_id"  # which prompt the reply answers (ranking)
 COL_PRECOMPUTED = "precomputed"  # {category: (positive values, negative values)} or None
+COL_SUBSET = "subset"  # the row's subset (RewardBench's `subset` field), "" if none
 FRAME_COLUMNS = (COL_ROW, COL_SIDE, COL_SOURCE, COL_CONVERSATION, COL_ERROR, COL_TRUTH,
-                 COL_MODEL, COL_PROMPT, COL_PRECOMPUTED)
+                 COL_MODEL, COL_PROMPT, COL_PRECOMPUTED, COL_SUBSET)
 
 # --- extra columns of a benchmark's per-row result table (`BenchmarkResult.rows`)
 COL_SKIPPED = "skipped"

@@ -63,9 +63,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                       help="first N pairs / rows per benchmark (ranking: first N prompts)")
     data.add_argument("--elo", type=Path, metavar="FILE",
                       help="reference ELO table, JSON or CSV (default: the paper's LMSYS ELO)")
+    data.add_argument("--elo-map", action="append", default=[], metavar="MODEL=ELO_NAME",
+                      help="match a benchmark's model name to an ELO table entry by hand "
+                           "(repeatable; or a JSON file {\"model\": \"elo name\"}); names are "
+                           "never matched across versions or dates automatically")
+    data.add_argument("--drop-duplicates", action="store_true",
+                      help="keep only the first copy of repeated rows (by default they are "
+                           "counted and named in the warnings)")
+    data.add_argument("--sections", type=Path, metavar="FILE",
+                      help="RewardBench section map, JSON {\"section\": [\"subset\", ...]} "
+                           "(default: RewardBench 1's)")
     out = parser.add_argument_group("output")
     out.add_argument("--report", type=Path, metavar="REPORT.json",
-                     help="where to write the report (default: REPORT.json, or inside --output-dir)")
+                     help="where to write the report (default: REPORT.json, or REPORT-2.json, ... "
+                          "when it exists; inside --output-dir with that option)")
     out.add_argument("--output-dir", type=Path, metavar="DIR",
                      help="also write the scored rows: paper-layout JSONL per category and CSV")
     out.add_argument("--cache", type=Path, metavar="PATH",
@@ -106,16 +117,17 @@ def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
         raise _usage("--bootstrap needs at least 100 resamples for a 95% interval")
     config = config_from_args(args)
     cluster = cluster_from_args(args)  # None without --ray; says how to install Ray when missing
+    elo_map = parse_elo_map(args.elo_map)
     report_path = args.report or ((args.output_dir / "REPORT.json") if args.output_dir
-                                  else Path("REPORT.json"))
+                                  else free_report_path(Path.cwd()))
     cache_path = None if args.no_cache else (args.cache or default_cache_path())
     key = None
     if cache_path is not None:
         settings = {"kind": args.kind, "score_field": args.score_field, "limit": args.limit,
-                    "bootstrap": args.bootstrap, "categories": args.categories}
+                    "bootstrap": args.bootstrap, "categories": args.categories,
+                    "elo_map": elo_map, "drop_duplicates": args.drop_duplicates}
         extra = [Path(args.followups) if args.followups else DEFAULT_FOLLOWUPS_PATH]
-        if args.elo:
-            extra.append(Path(args.elo))
+        extra += [Path(p) for p in (args.elo, args.sections) if p]
         key = memo_key(args.paths, config, settings, extra)
         if key is not None:
             with ReportMemo(cache_path) as memo:
@@ -127,7 +139,7 @@ def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
                 report_path.write_text(report_json, encoding="utf-8")
                 return table, report_path, exported, True
 
-    report = _evaluate(args, config, cache_path, cluster)
+    report = _evaluate(args, config, cache_path, elo_map, cluster)
     exported: list[Path] = []
     if args.output_dir is not None:
         exported = report.export(args.output_dir)
@@ -152,8 +164,40 @@ def _write_files(directory: Path, files: dict[str, str]) -> list[Path]:
     return written
 
 
+def free_report_path(folder: Path) -> Path:
+    """REPORT.json in `folder`, or REPORT-2.json, REPORT-3.json, ... when it exists: a run
+    never overwrites an earlier report unless told to with --report."""
+    path, k = folder / "REPORT.json", 1
+    while path.exists():
+        k += 1
+        path = folder / f"REPORT-{k}.json"
+    return path
+
+
+def parse_elo_map(items: Sequence[str]) -> dict[str, str]:
+    """`--elo-map` values: MODEL=ELO_NAME pairs, or JSON files mapping model -> ELO name."""
+    import json
+
+    mapping: dict[str, str] = {}
+    for item in items:
+        if "=" not in item and Path(item).is_file():
+            try:
+                data = json.loads(Path(item).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as err:
+                raise InputError(f"--elo-map {item}: cannot read as JSON ({err})") from None
+            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+                raise InputError(f'--elo-map {item}: expected a JSON object {{"model": "elo name"}}')
+            mapping.update({str(k): v for k, v in data.items()})
+            continue
+        model, sep, target = item.partition("=")
+        if not sep or not model.strip() or not target.strip():
+            raise InputError(f"--elo-map {item!r}: expected MODEL=ELO_NAME (or a JSON file)")
+        mapping[model.strip()] = target.strip()
+    return mapping
+
+
 def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
-              cluster: Any = None) -> "EvaluationReport":
+              elo_map: dict[str, str], cluster: Any = None) -> "EvaluationReport":
     from core.evaluation.detect import detect_benchmarks
     from core.evaluation.elo import default_elo, load_elo
     from core.evaluation.runner import EvaluationOptions, run_evaluation
@@ -163,7 +207,11 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
     if args.categories:
         followups = followups.select([c.strip() for c in args.categories.split(",") if c.strip()])
     elo = load_elo(args.elo) if args.elo else default_elo()
-    benchmarks = detect_benchmarks(args.paths, kind=args.kind, score_field=args.score_field)
+    from core.evaluation.rewardbench import load_sections
+
+    sections = load_sections(args.sections) if args.sections else None
+    benchmarks = detect_benchmarks(args.paths, kind=args.kind, score_field=args.score_field,
+                                   drop_duplicates=args.drop_duplicates)
 
     def factory() -> Any:
         from core.engine.scorer import load_scorer  # torch is imported only when something needs scoring
@@ -188,7 +236,8 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
         return run_evaluation(benchmarks, scorer_factory=factory, config=config,
                               followups=followups, cache_path=cache_path,
                               options=EvaluationOptions(limit=args.limit, elo=elo,
-                                                        bootstrap_samples=args.bootstrap),
+                                                        bootstrap_samples=args.bootstrap,
+                                                        elo_map=elo_map, sections=sections),
                               progress=progress, cancel=threading.Event())
 
 
@@ -252,11 +301,20 @@ def format_report(report: "EvaluationReport") -> str:
             lead = f"{b.name[:28]:<28} {b.kind:<9} {b.n:>6}" if i == 0 else " " * 45
             base = "".join(f" {_fmt(b.baselines.get(s, {}).get(metric)):>13}" for s in BASELINES)
             lines.append(f"{lead}  {metric:<9} {_with_ci(b.metrics, metric):<24}{base}")
+    lines.append("(every column of a row uses the same n rows; accuracy intervals: Wilson score; "
+                 "correlation intervals: percentile bootstrap; direct = the reply's own likelihood)")
     lines.append("")
     for b in report.benchmarks:
         headline = HEADLINE[b.kind]
         cats = ", ".join(f"{c} {_fmt(f.get(headline))}" for c, f in b.per_category.items())
         lines.append(f"{b.name}: {headline} by category: {cats or '-'}")
+        for signal, why in b.baselines_missing.items():
+            lines.append(f"  {signal} baseline left out: {why}")
+        if b.subsets:
+            lines.append("  by subset (FLR accuracy [95% CI], n): " + "; ".join(
+                f"{name} {_with_ci(f, 'accuracy')} n={f['n']}" for name, f in b.subsets.items()))
+        if b.rewardbench:
+            lines.append(f"  {b.rewardbench['method']}: {_fmt(b.rewardbench['score'])}")
         if b.kind == "ranking":
             matched = b.metrics.get("n_matched", 0)
             lines.append(f"  models: {b.metrics.get('n_models', 0)}, with an ELO: {matched}"
@@ -274,11 +332,15 @@ def format_report(report: "EvaluationReport") -> str:
     summary = report.summary()
     if summary:
         lines.append("")
-        lines.append("summary (per set, then weighted by rows):")
+        lines.append("summary (per set; pooled = mean over sets weighted by their rows):")
         for kind, entry in summary.items():
             metric = HEADLINE[kind]
             sets = ", ".join(f"{name} {_fmt(fig.get(metric))}" for name, fig in entry["sets"].items())
-            lines.append(f"  {kind} {metric}: {sets}; weighted {_fmt(entry[f'weighted_{metric}'])}")
+            lines.append(f"  {kind} {metric}: {sets}; pooled {_fmt(entry[f'pooled_{metric}'])}")
+            for name, why in entry["undefined"].items():
+                lines.append(f"  {name}: left out of the summary: {why}")
+            for name, rb in entry.get("rewardbench", {}).items():
+                lines.append(f"  {name}: {rb['method']}: {_fmt(rb['score'])}")
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from core.names import (
     COL_ROW,
     COL_SIDE,
     COL_SOURCE,
+    COL_SUBSET,
     COL_TRUTH,
     FRAME_COLUMNS,
     RANKING,
@@ -103,10 +104,11 @@ def describe_benchmarks(benchmarks: Sequence[Benchmark]) -> pd.DataFrame:
 
 def frame_row(row: int, source: str, conversation: Conversation | None, error: str | None, *,
          side: str = "", truth: float = math.nan, model: str = "", prompt_id: str = "",
-         precomputed: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] | None = None) -> dict[str, Any]:
+         precomputed: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] | None = None,
+         subset: str = "") -> dict[str, Any]:
     return {COL_ROW: row, COL_SIDE: side, COL_SOURCE: source, COL_CONVERSATION: conversation,
             COL_ERROR: error, COL_TRUTH: truth, COL_MODEL: model, COL_PROMPT: prompt_id,
-            COL_PRECOMPUTED: precomputed}
+            COL_PRECOMPUTED: precomputed, COL_SUBSET: subset}
 
 
 def make_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

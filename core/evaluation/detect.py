@@ -56,6 +56,8 @@ def _classify(path: Path, records: list[Record], kind: str | None, score_field: 
     if {CHOSEN, REJECTED} <= keys:
         _check_kind(kind, PAIRWISE, path, "chosen/rejected pairs")
         fmt = "rewardbench" if first_key(first, PROMPT_FIELDS) else "hh-rlhf"
+        if fmt == "rewardbench" and (_text_list(first[CHOSEN]) or _text_list(first[REJECTED])):
+            fmt = "rewardbench2"  # one prompt, lists of correct and incorrect replies
         return SourceFile(path, records, "pairwise", fmt)
     if {"output_1", "output_2", "label"} <= keys:
         _check_kind(kind, PAIRWISE, path, "two outputs with a label")
@@ -96,6 +98,10 @@ def _classify(path: Path, records: list[Record], kind: str | None, score_field: 
         "expected chosen/rejected pairs, accept/reject files, a conversation with a score "
         f"field ({', '.join(SCORE_FIELDS[:3])}, ...), or model + prompt + response; "
         "or name the kind explicitly")
+
+
+def _text_list(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
 def _check_kind(kind: str | None, found: str, path: Path, what: str) -> None:

@@ -21,12 +21,13 @@ from core.engine.conversation import Conversation
 from core.engine.followups import FollowupSet
 from core.engine.results import ConversationScore, category_reward, overall_reward
 from core.evaluation import metrics as M
+from core.evaluation import pairs as P
 from core.evaluation.benchmark import Benchmark
 from core.evaluation.elo import EloTable, match_models
+from core.evaluation.rewardbench import summary_score
 from core.evaluation.score_cache import conversation_hash
 from core.names import (
     BASELINES,
-    CHOSEN,
     COL_CONVERSATION,
     COL_ERROR,
     COL_LENGTH,
@@ -37,6 +38,7 @@ from core.names import (
     COL_SIDE,
     COL_SKIPPED,
     COL_SOURCE,
+    COL_SUBSET,
     COL_TRUTH,
     COL_VALUES,
     DIRECT,
@@ -48,7 +50,6 @@ from core.names import (
     POSITIVE_ONLY,
     RANKING,
     RATING,
-    REJECTED,
 )
 
 from core.evaluation.report import BenchmarkResult, category_column, finite_or_none
@@ -133,6 +134,7 @@ def _rows_table(b: Benchmark, found: _RowValues, categories: tuple[str, ...],
         COL_ROW: f[COL_ROW].to_numpy(), COL_SIDE: f[COL_SIDE].to_numpy(),
         COL_SOURCE: f[COL_SOURCE].to_numpy(), COL_MODEL: f[COL_MODEL].to_numpy(),
         COL_PROMPT: f[COL_PROMPT].to_numpy(), COL_TRUTH: f[COL_TRUTH].to_numpy(dtype=float),
+        COL_SUBSET: f[COL_SUBSET].to_numpy(),
     })
     reasons = list(found.reasons)
     table[COL_LENGTH] = [float(len(c.reply)) if isinstance(c, Conversation) else math.nan
@@ -170,7 +172,8 @@ def _rows_table(b: Benchmark, found: _RowValues, categories: tuple[str, ...],
 
 def judge_benchmark(b: Benchmark, scores: dict[str, ConversationScore], failures: dict[str, str],
               followups: FollowupSet, elo: EloTable, samples: int, seed: int,
-              elo_map: Mapping[str, str] | None = None) -> BenchmarkResult:
+              elo_map: Mapping[str, str] | None = None,
+              sections: Mapping[str, Sequence[str]] | None = None) -> BenchmarkResult:
     categories = b.categories if b.precomputed else followups.names
     found = _row_values(b, scores, failures)
     weights, weight_warning = set_weights(b, found.values, followups, categories)
@@ -188,6 +191,7 @@ def judge_benchmark(b: Benchmark, scores: dict[str, ConversationScore], failures
                                "model's context")
     if b.kind == PAIRWISE:
         _pairwise(result, rows, signals, samples, seed)
+        result.rewardbench = summary_score(result.subsets, b.source_format, sections)
     elif b.kind == RATING:
         _rating(result, rows, signals, samples, seed)
     else:
@@ -227,30 +231,30 @@ def _store(result: BenchmarkResult, category: str, signal: str, figures: dict[st
 
 
 def _pairwise(result: BenchmarkResult, rows: pd.DataFrame, signals: list, samples: int, seed: int) -> None:
-    chosen = rows[rows[COL_SIDE] == CHOSEN].set_index(COL_ROW)
-    rejected = rows[rows[COL_SIDE] == REJECTED].set_index(COL_ROW)
-    pair_ids = [r for r in chosen.index if r in rejected.index]
-    ok = []
-    for r in pair_ids:
-        reasons = [x for x in (chosen.at[r, COL_SKIPPED], rejected.at[r, COL_SKIPPED])
-                   if isinstance(x, str)]
-        if reasons:
-            result.skipped.append({"row": int(r), "source": chosen.at[r, COL_SOURCE].removesuffix(" (chosen)"),
-                                   "reason": "; ".join(dict.fromkeys(reasons))})
-        else:
-            ok.append(r)
+    ok, skipped = P.usable_pairs(rows)
+    result.skipped += skipped
     result.n = len(ok)
-    c, j = chosen.loc[ok], rejected.loc[ok]
+    good = rows[rows[COL_ROW].isin(ok)]
+    if P.best_of_n(good):
+        result.warnings.append("best-of-N pairs (RewardBench 2 layout): a pair counts as won when "
+                               "every chosen reply scores above every rejected one")
+    kept: dict[str, np.ndarray] = {}
     for category, signal, column in signals:
-        a, b = c[column].to_numpy(dtype=float), j[column].to_numpy(dtype=float)
-        if not _complete(result, signal, np.concatenate([a, b])):
+        if not _complete(result, signal, good[column].to_numpy(dtype=float)):
             continue
-        est = M.pairwise_accuracy(a, b, samples=samples, seed=seed)
-        figures = _figures(PAIRWISE, {"accuracy": est}, len(ok))
+        won, ties = P.outcomes(good, ok, column)
+        figures = _figures(PAIRWISE, {"accuracy": M.accuracy_of(won)}, len(ok))
         figures["accuracy_interval"] = M.ACCURACY_INTERVAL
         if category == OVERALL and signal == FLR:
-            figures["ties"] = int((a == b).sum())
+            figures["ties"] = ties
+        if category == OVERALL:
+            kept[signal] = won
         _store(result, category, signal, figures)
+    subsets = P.subsets_of(good, ok)
+    if FLR in kept and any(subsets):
+        result.subsets = P.subset_figures(subsets, kept, FLR)
+    if FLR in kept:
+        result.outcomes = {"keys": P.pair_keys(good, ok), **{s: v.tolist() for s, v in kept.items()}}
 
 
 def _skip_rows(result: BenchmarkResult, rows: pd.DataFrame) -> pd.DataFrame:

@@ -93,6 +93,15 @@ def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float], *,
     return Estimate(value, low, high, n=n)
 
 
+def accuracy_of(outcomes: Sequence[float]) -> Estimate:
+    """Mean of per-pair outcomes (1, 0.5 or 0) with its Wilson score 95% interval."""
+    o = np.asarray(outcomes, dtype=float)
+    if o.size == 0:
+        return Estimate(math.nan, math.nan, math.nan, n=0)
+    low, high = wilson_interval(float(o.sum()), int(o.size))
+    return Estimate(float(o.mean()), low, high, n=int(o.size))
+
+
 def wilson_interval(successes: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The Wilson score interval of a proportion (a tie counted one half is half a success)."""
     if n <= 0:

@@ -48,6 +48,9 @@ class BenchmarkResult:
     models: list[dict[str, Any]] = field(default_factory=list)  # ranking: per model
     unmatched: list[str] = field(default_factory=list)  # ranking: names without an ELO
     points: list[dict[str, Any]] = field(default_factory=list)  # rating: FLR vs truth per row
+    subsets: dict[str, dict[str, Any]] = field(default_factory=dict)  # pairwise: per `subset`
+    outcomes: dict[str, list] = field(default_factory=dict)  # pairwise: per-pair outcome by signal
+    rewardbench: dict[str, Any] | None = None  # pairwise with RewardBench subsets: its score
     rows: pd.DataFrame | None = None  # per-row values (live runs only, not in the JSON)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +62,10 @@ class BenchmarkResult:
             "format": self.source_format, "precomputed": self.precomputed,
             "skipped_rows": len(self.skipped), "skipped": self.skipped, "warnings": self.warnings,
         }
+        if self.kind == PAIRWISE:
+            out["subsets"] = self.subsets
+            out["outcomes"] = self.outcomes
+            out["rewardbench"] = self.rewardbench
         if self.kind == RANKING:
             out["models"] = self.models
             out["unmatched_models"] = self.unmatched
@@ -78,7 +85,9 @@ class BenchmarkResult:
                    skipped=list(data.get("skipped", [])), warnings=list(data.get("warnings", [])),
                    models=list(data.get("models", [])),
                    unmatched=list(data.get("unmatched_models", [])),
-                   points=list(data.get("points", [])))
+                   points=list(data.get("points", [])),
+                   subsets=dict(data.get("subsets", {})), outcomes=dict(data.get("outcomes", {})),
+                   rewardbench=data.get("rewardbench"))
 
 
 @dataclass
@@ -124,7 +133,10 @@ class EvaluationReport:
 
     # -- summary --------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        """RewardBench-style: each set's headline figure, then the mean weighted by rows."""
+        """Per kind: each set's headline figures; `pooled_<metric>`, the mean weighted by rows
+        (all rows pooled, so the largest set dominates); `mean_<metric>`, the plain mean of
+        sets; `undefined`, the sets left out of both and why (never silently); and for sets
+        with RewardBench subsets, their RewardBench score (`core.evaluation.rewardbench`)."""
         out: dict[str, Any] = {}
         for kind in (PAIRWISE, RATING, RANKING):
             group = [b for b in self.benchmarks if b.kind == kind]
@@ -132,12 +144,20 @@ class EvaluationReport:
                 continue
             entry: dict[str, Any] = {"sets": {b.name: {m: b.metrics.get(m) for m in METRICS_BY_KIND[kind]}
                                               for b in group},
-                                     "n": sum(b.n for b in group)}
+                                     "n": sum(b.n for b in group), "undefined": {},
+                                     "pooled": "mean over sets weighted by their rows"}
+            for b in group:
+                missing = [m for m in METRICS_BY_KIND[kind] if b.metrics.get(m) is None]
+                if missing:
+                    entry["undefined"][b.name] = _why_undefined(b, missing)
             for m in METRICS_BY_KIND[kind]:
                 values = [_nan(b.metrics.get(m)) for b in group]
                 weights = [b.n for b in group]
-                entry[f"weighted_{m}"] = finite_or_none(M.weighted_mean(values, weights))
+                entry[f"pooled_{m}"] = finite_or_none(M.weighted_mean(values, weights))
                 entry[f"mean_{m}"] = finite_or_none(M.plain_mean(values))
+            scored = {b.name: b.rewardbench for b in group if b.rewardbench}
+            if scored:
+                entry["rewardbench"] = scored
             out[kind] = entry
         return out
 
@@ -148,8 +168,11 @@ class EvaluationReport:
                 for metric, value in figures.items():
                     rows.append({"kind": kind, "benchmark": name, "metric": metric, "value": value})
             for metric in METRICS_BY_KIND[kind]:
-                rows.append({"kind": kind, "benchmark": "weighted mean", "metric": metric,
-                             "value": entry[f"weighted_{metric}"]})
+                rows.append({"kind": kind, "benchmark": "pooled (weighted by rows)", "metric": metric,
+                             "value": entry[f"pooled_{metric}"]})
+            for name, rb in entry.get("rewardbench", {}).items():
+                rows.append({"kind": kind, "benchmark": f"{name}: {rb['method'].split(':')[0]}",
+                             "metric": "accuracy", "value": rb["score"]})
         return pd.DataFrame(rows, columns=["kind", "benchmark", "metric", "value"])
 
     # -- frames for dashboards ------------------------------------------------------------
@@ -201,6 +224,15 @@ class EvaluationReport:
             written.append(export_csv(b, directory))
         written.append(self.write_report(directory / "REPORT.json"))
         return written
+
+
+def _why_undefined(b: BenchmarkResult, metrics: list[str]) -> str:
+    if b.n == 0:
+        return "no usable rows (see its skipped rows)"
+    if b.kind == RANKING and b.metrics.get("n_matched", 0) < 3:
+        return f"{', '.join(metrics)} undefined: fewer than 3 models with an ELO"
+    return (f"{', '.join(metrics)} undefined on {b.n} rows (fewer than 3 rows, or a constant "
+            "FLR or ground-truth column)")
 
 
 def finite_or_none(x: Any) -> float | None:

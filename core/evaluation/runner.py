@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from core.engine.config import ScoringConfig
 from core.engine.conversation import Conversation
@@ -25,6 +25,7 @@ from core.evaluation import metrics as M
 from core.evaluation.benchmark import Benchmark
 from core.evaluation.elo import EloTable, default_elo
 from core.evaluation.judging import judge_benchmark
+from core.evaluation.provenance import provenance
 from core.evaluation.report import EvaluationReport
 from core.evaluation.score_cache import ScoreCache, conversation_hash, model_key, settings_key
 from core.names import BOOTSTRAP_SAMPLES, COL_CONVERSATION
@@ -48,6 +49,8 @@ class EvaluationOptions:
     bootstrap_samples: int = BOOTSTRAP_SAMPLES  # resamples per confidence interval
     seed: int = M.BOOTSTRAP_SEED  # fixed, so a report is reproducible
     chunk_size: int = CHUNK  # conversations per cache commit
+    elo_map: Mapping[str, str] = field(default_factory=dict)  # benchmark model -> ELO entry, by hand
+    sections: Mapping[str, Sequence[str]] | None = None  # RewardBench section map; None = RB1's
 
 
 @dataclass
@@ -86,6 +89,7 @@ def run_evaluation(benchmarks: Sequence[Benchmark], *, scorer_factory: Callable[
         mkey = model_key(config)
         with ScoreCache(cache_path) as cache:
             identity = cache.known_identity(mkey)
+            found.stats["identity"] = identity
             if identity is not None:
                 found.scores, found.failures = cache.get_many(identity, settings, followups, needed)
             missing = found.missing(needed)
@@ -98,7 +102,7 @@ def run_evaluation(benchmarks: Sequence[Benchmark], *, scorer_factory: Callable[
                 scorer = scorer_factory()
                 found.stats["model_loaded"] = True
                 if scorer.identity != identity:
-                    identity = scorer.identity
+                    identity = found.stats["identity"] = scorer.identity
                     cache.remember_identity(mkey, identity)
                     found.scores, found.failures = cache.get_many(identity, settings, followups, needed)
                     missing = found.missing(needed)
@@ -106,13 +110,17 @@ def run_evaluation(benchmarks: Sequence[Benchmark], *, scorer_factory: Callable[
                 cancelled = batch.score([(h, needed[h]) for h in missing], found, options.chunk_size,
                                         progress, cancel)
     results = [judge_benchmark(b, found.scores, found.failures, followups, elo, options.bootstrap_samples,
-                               options.seed) for b in benchmarks]
+                               options.seed, options.elo_map, options.sections) for b in benchmarks]
     stats = found.stats
     stats["seconds"] = time.perf_counter() - started
     report_settings = {**config.as_dict(), "followups": followups.fingerprint(),
                        "followup_categories": list(followups.names), "elo_table": elo.name,
                        "limit": options.limit, "bootstrap_samples": options.bootstrap_samples,
-                       "seed": options.seed}
+                       "seed": options.seed, "elo_map": dict(options.elo_map),
+                       "intervals": {"accuracy": "Wilson score 95%",
+                                     "correlations": "percentile bootstrap 95% over rows"},
+                       "provenance": provenance(config.model, found.stats.get("identity"),
+                                                followups.fingerprint())}
     log.info("evaluated %d benchmark(s): %d conversations scored, %d from the cache",
              len(results), stats["scored"], stats["from_cache"])
     return EvaluationReport(results, report_settings, cancelled, stats)

@@ -46,18 +46,36 @@ def pairwise_benchmark(f: SourceFile) -> Benchmark:
                         f"{where}: missing field {key!r}; expected both 'chosen' and 'rejected'")
             prompt_key = first_key(d, PROMPT_FIELDS)
             prompt = d[prompt_key] if prompt_key else None
-            pairs = ((CHOSEN, prompt, d[CHOSEN]), (REJECTED, prompt, d[REJECTED]))
+            if f.fmt == "rewardbench2":
+                pairs = tuple((side, prompt, reply) for side in (CHOSEN, REJECTED)
+                              for reply in _replies(d[side], where, side))
+            else:
+                pairs = ((CHOSEN, prompt, d[CHOSEN]), (REJECTED, prompt, d[REJECTED]))
+        subset = "" if d.get("subset") is None else str(d["subset"])
+        counts = {CHOSEN: 0, REJECTED: 0}
         for side, prompt, reply in pairs:
             if prompt is None:
                 conv, err = parse(lambda r=reply: _whole_conversation(r, where), where)
             else:
                 conv, err = parse(lambda p=prompt, r=reply: with_reply(p, r, where), where)
-            rows.append(frame_row(i, f"{where} ({side})", conv, err, side=side))
+            counts[side] += 1
+            label = f"{side} {counts[side]}" if f.fmt == "rewardbench2" else side
+            rows.append(frame_row(i, f"{where} ({label})", conv, err, side=side, subset=subset))
     notes = {"hh-rlhf": "HH-RLHF transcripts (chosen / rejected)",
              "rewardbench": "prompt / chosen / rejected pairs",
-             "llmbar": "input / output_1 / output_2 / label pairs"}
+             "llmbar": "input / output_1 / output_2 / label pairs",
+             "rewardbench2": "RewardBench 2 best-of-N: correct when every chosen reply beats "
+                             "every rejected one"}
     return Benchmark(file_stem(f.path), PAIRWISE, (f.path,), make_frame(rows), False, f.fmt,
                      notes=[notes[f.fmt]])
+
+
+def _replies(value: Any, where: str, side: str) -> list[Any]:
+    """RewardBench 2's replies of one side: a list of texts (a lone text is one reply)."""
+    replies = value if isinstance(value, list) else [value]
+    if not replies:
+        raise BenchmarkFormatError(f"{where}: {side!r} is an empty list; expected at least one reply")
+    return replies
 
 
 def _whole_conversation(value: Any, where: str) -> Conversation:
