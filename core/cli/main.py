@@ -14,10 +14,10 @@ import logging
 import sys
 from typing import Sequence
 
-from core.cli import evaluate, followups, mine, score, serve, tune
+from core.cli import compare, evaluate, followups, mine, score, serve, tune
 from core.errors import FLRError
 
-COMMANDS = (score, evaluate, mine, serve, tune, followups)
+COMMANDS = (score, evaluate, mine, serve, tune, followups, compare)
 
 
 def build_parser() -> argparse.ArgumentParser:
