@@ -24,6 +24,7 @@ from core.evaluation.benchmark import Benchmark, describe_benchmarks
 from core.evaluation.detect import detect_benchmarks
 from core.names import KINDS
 from core.evaluation.elo import EloTable, load_elo
+from core.evaluation.hub import dataset_file
 from core.errors import BenchmarkFormatError
 from core.evaluation.report import EvaluationReport
 from core.evaluation.runner import EvaluationOptions, run_evaluation
@@ -90,22 +91,40 @@ def stage(paths: Sequence[str], folder: Path) -> list[Path]:
     return staged
 
 
-def _detect(files: Any, kind: str | None, score_field: str | None) -> list[Benchmark]:
+def _detect(files: Any, kind: str | None, score_field: str | None, dataset: str = "",
+            split: str = "", drop_duplicates: bool = False) -> list[Benchmark]:
     paths = _paths(files)
-    if not paths:
-        raise BenchmarkFormatError("no files: upload benchmark files or load a bundled sample")
+    named = [dataset_file(dataset.strip(), split.strip() or None)] if (dataset or "").strip() else []
+    if not paths and not named:
+        raise BenchmarkFormatError("no files: upload benchmark files, load a bundled sample or "
+                                   "name a dataset")
     with tempfile.TemporaryDirectory(prefix="flr-upload-") as folder:
         # detection reads every file completely, so the staged copies can go afterwards
-        return detect_benchmarks(stage(paths, Path(folder)), kind=_kind(kind),
-                                 score_field=(score_field or "").strip() or None)
+        return detect_benchmarks(stage(paths, Path(folder)) + named, kind=_kind(kind),
+                                 score_field=(score_field or "").strip() or None,
+                                 drop_duplicates=bool(drop_duplicates))
+
+
+def parse_elo_map_text(text: str | None) -> dict[str, str]:
+    """`MODEL=ELO_NAME` lines (the CLI's --elo-map) as a mapping."""
+    mapping: dict[str, str] = {}
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        model, sep, target = line.partition("=")
+        if not sep or not model.strip() or not target.strip():
+            raise BenchmarkFormatError(f"ELO name mapping, line {number}: expected MODEL=ELO_NAME; got {line.strip()!r}")
+        mapping[model.strip()] = target.strip()
+    return mapping
 
 
 @user_errors
-def preview(files: Any, kind: str, score_field: str) -> tuple[pd.DataFrame, str]:
+def preview(files: Any, kind: str, score_field: str, dataset: str = "", split: str = "",
+            drop_duplicates: bool = False) -> tuple[pd.DataFrame, str]:
     """What the files hold, before anything is scored."""
-    if not _paths(files):
+    if not _paths(files) and not (dataset or "").strip():
         return describe_benchmarks([]), ""
-    benchmarks = _detect(files, kind, score_field)
+    benchmarks = _detect(files, kind, score_field, dataset, split, drop_duplicates)
     to_score = [f"{b.n} {UNITS[b.kind]} of {b.name}" for b in benchmarks if not b.precomputed]
     note = (f"Detected {len(benchmarks)} benchmark(s). "
             + (f"To be scored with the model: {', '.join(to_score)} (cached scores are reused)."
@@ -122,11 +141,12 @@ def load_sample(name: str) -> list[str]:
 
 def evaluate(state: AppState, benchmarks: Sequence[Benchmark], *, config: Any, followups: Any,
              elo: EloTable | None, limit: int | None, cancel: threading.Event,
-             progress: Callable[[int, int, str], None] | None = None) -> EvaluationReport:
+             progress: Callable[[int, int, str], None] | None = None,
+             elo_map: dict[str, str] | None = None) -> EvaluationReport:
     """`run_evaluation` with the app's scorer and cache. Files with precomputed values need no
     model and run at once; model work waits for a model-job slot, and on ZeroGPU runs in chunks
     of GPU calls, the visitor's cancel checked between chunks."""
-    options = EvaluationOptions(limit=limit, elo=elo)
+    options = EvaluationOptions(limit=limit, elo=elo, elo_map=elo_map or {})
     cache_path = state.settings.cache_path
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(scorer_factory=lambda: state.scorer(config), config=config, followups=followups,
@@ -204,10 +224,12 @@ def headline_markdown(report: EvaluationReport) -> str:
 @user_errors
 def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any, followups_file: Any,
         limit: float | None, model: str, mode: str, aggregation: str, reports: list[dict[str, Any]],
-        request: gr.Request, progress: gr.Progress = gr.Progress(track_tqdm=True)
+        request: gr.Request, progress: gr.Progress = gr.Progress(track_tqdm=True), elo_map_text: str = "",
+        drop_duplicates: bool = False, dataset: str = "", split: str = ""
         ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str], list[dict[str, Any]]]:
     """Run handler: headline, metrics table, summary, skipped rows, downloads, session reports."""
-    benchmarks = _detect(files, kind, score_field)
+    elo_map = parse_elo_map_text(elo_map_text)
+    benchmarks = _detect(files, kind, score_field, dataset, split, drop_duplicates)
     config = state.config_for(model, mode, aggregation)
     followups = load_followups(_paths(followups_file)[0]) if _paths(followups_file) else default_followups()
     elo = load_elo(_paths(elo_file)[0]) if _paths(elo_file) else None
@@ -217,7 +239,7 @@ def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any,
     progress(0, desc="starting")
     try:
         report = evaluate(state, benchmarks, config=config, followups=followups, elo=elo, limit=n,
-                          cancel=cancel,
+                          cancel=cancel, elo_map=elo_map,
                           progress=lambda done, total, message: progress((done, max(total, 1)), desc=message))
     finally:
         state.cancels.finish(session, cancel)
@@ -264,6 +286,15 @@ def build(ctx: AppContext) -> None:
                                file_types=[".json", ".csv"])
             followups_file = gr.File(label="Follow-up set (JSON); default: the bundled set",
                                      file_types=[".json"])
+        with gr.Row():
+            dataset = gr.Textbox(label="Dataset by name (Hugging Face Hub id or local dataset folder)",
+                                 placeholder="e.g. allenai/reward-bench", elem_id="batch-dataset")
+            split = gr.Textbox(label="Split", placeholder="e.g. filtered", elem_id="batch-split")
+            elo_map_text = gr.Textbox(label="ELO name mapping, one MODEL=ELO_NAME per line (names "
+                                            "are never matched across versions or dates)",
+                                      lines=2, elem_id="batch-elo-map")
+            drop_duplicates = gr.Checkbox(False, label="Drop duplicated rows (keep the first copy)",
+                                          elem_id="batch-drop-duplicates")
     detected_note = gr.Markdown(elem_id="batch-detected-note")
     detected = gr.Dataframe(describe_benchmarks([]), label="Detected", interactive=False,
                             elem_id="batch-detected", wrap=True)
@@ -272,9 +303,9 @@ def build(ctx: AppContext) -> None:
         cancel_button = gr.Button("Cancel", variant="stop", elem_id="batch-cancel")
     status = gr.Markdown(elem_id="batch-status")
     headline = gr.Markdown(elem_id="batch-headline")
-    metrics = gr.Dataframe(pd.DataFrame(columns=METRIC_COLUMNS), label="Metrics (FLR, its categories and baselines, with 95% bootstrap CIs)",
+    metrics = gr.Dataframe(pd.DataFrame(columns=METRIC_COLUMNS), label="Metrics (FLR, its categories and baselines incl. Direct, on the same rows; 95% CIs: Wilson for accuracy, bootstrap for correlations)",
                            interactive=False, show_search="filter", elem_id="batch-metrics")
-    with gr.Accordion("Summary across benchmarks (RewardBench style)", open=False):
+    with gr.Accordion("Summary across benchmarks (pooled by rows; RewardBench score where subsets are RewardBench's)", open=False):
         summary = gr.Dataframe(interactive=False, elem_id="batch-summary")
     with gr.Accordion("Skipped rows", open=False):
         skipped = gr.Dataframe(interactive=False, wrap=True, elem_id="batch-skipped")
@@ -282,14 +313,15 @@ def build(ctx: AppContext) -> None:
                         file_count="multiple", interactive=False, elem_id="batch-downloads",
                         height=160)
 
-    preview_inputs = [files, kind, score_field]
-    for trigger in (files.change, kind.change, score_field.submit):
+    preview_inputs = [files, kind, score_field, dataset, split, drop_duplicates]
+    for trigger in (files.change, kind.change, score_field.submit, dataset.submit, split.submit):
         trigger(preview, preview_inputs, [detected, detected_note], api_visibility="private")
     if samples:
         load_button.click(load_sample, [sample], [files], api_visibility="private")
     run_event = run_button.click(
         bind(run, state),
-        [files, kind, score_field, elo_file, followups_file, limit, *ctx.scoring_inputs, ctx.reports],
+        [files, kind, score_field, elo_file, followups_file, limit, *ctx.scoring_inputs, ctx.reports,
+         elo_map_text, drop_duplicates, dataset, split],
         [headline, metrics, summary, skipped, downloads, ctx.reports],
         # its own queue: files with precomputed values need no model and must not wait behind
         # model jobs; model work inside waits for `state.model_slots` instead

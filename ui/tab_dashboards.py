@@ -15,8 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.errors import BenchmarkFormatError
+from core.evaluation.compare import compare_reports
 from core.evaluation.report import EvaluationReport
-from core.names import FLR, OVERALL, PAIRWISE, RANKING, RATING
+from core.names import DIRECT, FLR, OVERALL, PAIRWISE, RANKING, RATING
 from ui import plots
 from ui.context import AppContext
 from ui.errors import user_errors
@@ -140,6 +141,22 @@ def draw(session_reports: list[dict[str, Any]] | None, uploads: Any, rating_name
             ranking_figure(report, ranking_name), table)
 
 
+@user_errors
+def compare_runs(session_reports: list[dict[str, Any]] | None, file_a: Any, file_b: Any) -> pd.DataFrame:
+    """Two runs side by side on the rows both judged, with a paired bootstrap interval of B - A
+    (`core.evaluation.compare`): the uploaded A and B, else this session's last two runs."""
+    paths = [str(getattr(f, "name", f)) for f in (file_a, file_b) if f]
+    if paths and len(paths) < 2:
+        raise BenchmarkFormatError("upload both reports, A and B (or neither, to compare this "
+                                   "session's last two runs)")
+    picked = read_reports(paths) if paths else list(session_reports or [])[-2:]
+    if len(picked) < 2:
+        raise BenchmarkFormatError("comparing needs two reports: upload A and B, or run two "
+                                   "evaluations in the Batch tab")
+    a, b = (EvaluationReport.from_dict(r) for r in picked)
+    return compare_reports(a, b, signals=(FLR, DIRECT)).round(4)
+
+
 def build(ctx: AppContext) -> None:
     with gr.Row():
         uploads = gr.File(file_count="multiple", file_types=[".json"], elem_id="report-upload",
@@ -162,6 +179,15 @@ def build(ctx: AppContext) -> None:
     ranking = gr.Plot(nothing, label="Model ranking", elem_id="plot-ranking")
     with gr.Accordion("FLR figures as a table", open=False):
         table = gr.Dataframe(interactive=False, show_search="filter", elem_id="dashboards-table")
+    with gr.Accordion("Compare two runs on the same rows (paired bootstrap interval of B - A)", open=False):
+        with gr.Row():
+            file_a = gr.File(file_types=[".json"], label="Report A (default: the session's second-last run)",
+                             elem_id="compare-a")
+            file_b = gr.File(file_types=[".json"], label="Report B (default: the session's last run)",
+                             elem_id="compare-b")
+        compare_button = gr.Button("Compare", elem_id="compare-run")
+        comparison = gr.Dataframe(interactive=False, wrap=True, elem_id="compare-table")
+    compare_button.click(compare_runs, [ctx.reports, file_a, file_b], [comparison], api_visibility="private")
 
     _followup_section(ctx)
 

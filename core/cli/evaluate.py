@@ -1,7 +1,8 @@
 """The `evaluate` subcommand: benchmark files in, a metrics table and REPORT.json out.
 
-    flr evaluate PATHS... [--model M] [--followups SET.json] [--mode ...]
-        [--aggregation ...] [--kind ...] [--score-field F] [--limit N] [--elo FILE]
+    flr evaluate [PATHS...] [--dataset NAME --split S] [--model M] [--followups SET.json]
+        [--mode ...] [--aggregation ...] [--kind ...] [--score-field F] [--limit N] [--elo FILE]
+        [--elo-map MODEL=ELO_NAME] [--drop-duplicates] [--sections FILE]
         [--report REPORT.json] [--output-dir DIR] [--cache PATH | --no-cache]
 
 `add_parser(subparsers)` registers it on the main parser (`core.cli.main`); `run(args)` does the
@@ -50,12 +51,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH",
+    parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="benchmark files or folders (JSON, JSONL, .gz, CSV, Parquet)")
     model = parser.add_argument_group("scoring (for rows without precomputed values)")
     add_scoring_arguments(model)  # the flags every scoring command shares
     model.add_argument("--categories", help="comma-separated categories of the set to use")
     data = parser.add_argument_group("benchmark files")
+    data.add_argument("--dataset", action="append", default=[], metavar="NAME",
+                      help="a dataset by name through the datasets library: a Hub id (e.g. "
+                           "allenai/reward-bench), a local dataset folder or an hf:// file; repeatable")
+    data.add_argument("--split", metavar="S", help="the split of --dataset (e.g. filtered, test)")
     data.add_argument("--kind", choices=KINDS, help="override the detected benchmark kind")
     data.add_argument("--score-field", metavar="F",
                       help="ground-truth field of rating files (dots reach into objects)")
@@ -118,6 +123,14 @@ def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
     config = config_from_args(args)
     cluster = cluster_from_args(args)  # None without --ray; says how to install Ray when missing
     elo_map = parse_elo_map(args.elo_map)
+    if args.dataset:
+        from core.evaluation.hub import dataset_file
+
+        args.paths = list(args.paths) + [str(dataset_file(d, args.split)) for d in args.dataset]
+    elif args.split:
+        raise _usage("--split names a split of --dataset; give --dataset NAME too")
+    if not args.paths:
+        raise _usage("give benchmark files or folders, or --dataset NAME")
     report_path = args.report or ((args.output_dir / "REPORT.json") if args.output_dir
                                   else free_report_path(Path.cwd()))
     cache_path = None if args.no_cache else (args.cache or default_cache_path())

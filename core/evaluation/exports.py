@@ -50,6 +50,8 @@ def _paper_entry(conv: Any, pos: Sequence[float], neg: Sequence[float]) -> dict[
 def export_paper_layout(b: BenchmarkResult, directory: Path) -> list[Path]:
     rows = b.rows
     assert rows is not None
+    if b.kind == PAIRWISE and rows.groupby([COL_ROW, COL_SIDE]).size().gt(1).any():
+        return []  # best-of-N pairs (RewardBench 2) have no accept/reject layout; the CSV has them
     name = _safe(b.name)
     written = []
     for category in b.categories:

@@ -27,6 +27,7 @@ from core.names import (
     COL_CONVERSATION,
     COL_ERROR,
     COL_MODEL,
+    COL_PRECOMPUTED,
     COL_ROW,
     COL_SIDE,
     COL_TRUTH,
@@ -84,14 +85,14 @@ def check_duplicates(b: Benchmark, drop: bool = False) -> None:
     if not len(frame):
         return
     keys: dict[int, list] = {}
-    for row, side, conv, truth, model in zip(frame[COL_ROW], frame[COL_SIDE], frame[COL_CONVERSATION],
-                                             frame[COL_TRUTH], frame[COL_MODEL]):
+    for row, side, conv, truth, model, values in zip(frame[COL_ROW], frame[COL_SIDE], frame[COL_CONVERSATION],
+                                                     frame[COL_TRUTH], frame[COL_MODEL], frame[COL_PRECOMPUTED]):
         if not isinstance(conv, Conversation):
             keys[int(row)] = [None]
             continue
         part = (side, conv.system, conv.utterances,
                 None if truth != truth else float(truth),
-                model if b.kind == RANKING else "")
+                model if b.kind == RANKING else "", repr(values))  # other precomputed values: not a copy
         keys.setdefault(int(row), []).append(part)
     first: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []

@@ -58,8 +58,8 @@ CANCELLED = "not scored: the run was cancelled"
 NOT_FINITE = "follow-up values are not finite (NaN or infinite); the row is left out of every figure"
 # Signals a benchmark may lack for some rows; each is reported only when every judged row has it.
 _OPTIONAL = {LENGTH: "rows without a conversation (precomputed values only)",
-             DIRECT: "rows without the reply's own likelihood (precomputed values, or scores "
-                     "from a scorer that does not compute it)"}
+             DIRECT: "rows without the reply's own likelihood (precomputed values, a reply cut "
+                     "to fit the context, or a scorer that does not compute it)"}
 
 
 @dataclass

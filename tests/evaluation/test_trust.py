@@ -251,3 +251,32 @@ def test_direct_baseline_is_reported_on_the_same_rows(tmp_path: Path) -> None:
     assert set(b["outcomes"]) >= {"keys", "flr", "direct", "length"}
     report = EvaluationReport.from_dict(json.loads(json.dumps(evaluate([path], good_is_better))))
     assert "direct" in set(report.metrics_frame()["signal"])
+
+
+def test_scores_cached_before_direct_existed_are_scored_again(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": f"q{i}", "chosen": f"good {i}",
+                                               "rejected": f"poor {i}"} for i in range(3)])
+    cache = tmp_path / "scores.sqlite"
+    made: list[FakeScorer] = []
+
+    def factory() -> FakeScorer:
+        made.append(FakeScorer(CONFIG, good_is_better))
+        return made[-1]
+
+    def once() -> dict:
+        return run_evaluation(detect_benchmarks([path]), scorer_factory=factory, config=CONFIG,
+                              followups=FOLLOWUPS, cache_path=cache,
+                              options=EvaluationOptions(bootstrap_samples=200)).to_dict()
+
+    first = once()
+    with sqlite3.connect(cache) as db:  # make the entries look like an older version's
+        for key, value in db.execute("SELECT conversation, value FROM scores").fetchall():
+            old = {k: v for k, v in json.loads(value).items() if k != "direct"}
+            db.execute("UPDATE scores SET value = ? WHERE conversation = ?", (json.dumps(old), key))
+    again = once()
+    assert made[-1].conversations == 6  # every reply scored again, not reported without Direct
+    assert again["benchmarks"][0]["baselines"]["direct"] == first["benchmarks"][0]["baselines"]["direct"]
+    once()
+    assert len(made) == 2  # now cached with Direct: no model

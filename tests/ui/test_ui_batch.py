@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
+from core.errors import BenchmarkFormatError
 from tests.fakes import FakeScorer
 from ui import tab_batch, tab_dashboards
 from ui.settings import AppSettings
@@ -245,3 +246,23 @@ def test_zero_gpu_cancel_stops_between_chunks(tmp_path, hh_pairs, monkeypatch):
     monkeypatch.setattr(gpu, "evaluate_chunk", chunk_then_cancel)
     headline, *_ = run(state, hh_pairs)
     assert len(chunks) == 1 and headline.startswith("### Run cancelled")
+
+
+
+def test_elo_map_text_and_drop_duplicates_reach_the_run(tmp_path):
+    assert tab_batch.parse_elo_map_text("a-v1 = a-v2\n\nb=c") == {"a-v1": "a-v2", "b": "c"}
+    with pytest.raises(BenchmarkFormatError, match="line 1: expected MODEL=ELO_NAME"):
+        tab_batch.parse_elo_map_text("just a name")
+    rows = [{"prompt": f"q{i}", "chosen": f"a {i}", "rejected": f"b {i}"} for i in range(2)]
+    path = tmp_path / "dup.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:1]))
+    frame, _ = tab_batch.preview([str(path)], tab_batch.AUTO, "", "", "", True)
+    assert frame.loc[0, "unusable rows"] == 2 and "dropped" in frame.loc[0, "notes"]
+
+
+def test_dashboards_compare_the_last_two_runs(tmp_path, paper_pair):
+    state, _ = make_state(tmp_path)
+    *_, reports = run(state, paper_pair)
+    *_, reports = run(state, paper_pair, reports)
+    table = tab_dashboards.compare_runs(reports, None, None)
+    assert list(table["B - A"])[0] == 0.0 and "paired bootstrap" in list(table["note"])[0]
