@@ -91,10 +91,10 @@ def stage(paths: Sequence[str], folder: Path) -> list[Path]:
     return staged
 
 
-def _detect(files: Any, kind: str | None, score_field: str | None, dataset: str = "",
-            split: str = "", drop_duplicates: bool = False) -> list[Benchmark]:
+def _detect(files: Any, kind: str | None, score_field: str | None, dataset: str | None = None,
+            split: str | None = None, drop_duplicates: bool | None = False) -> list[Benchmark]:
     paths = _paths(files)
-    named = [dataset_file(dataset.strip(), split.strip() or None)] if (dataset or "").strip() else []
+    named = [dataset_file(dataset.strip(), (split or "").strip() or None)] if (dataset or "").strip() else []
     if not paths and not named:
         raise BenchmarkFormatError("no files: upload benchmark files, load a bundled sample or "
                                    "name a dataset")
@@ -119,8 +119,8 @@ def parse_elo_map_text(text: str | None) -> dict[str, str]:
 
 
 @user_errors
-def preview(files: Any, kind: str, score_field: str, dataset: str = "", split: str = "",
-            drop_duplicates: bool = False) -> tuple[pd.DataFrame, str]:
+def preview(files: Any, kind: str, score_field: str, dataset: str | None = None,
+            split: str | None = None, drop_duplicates: bool | None = False) -> tuple[pd.DataFrame, str]:
     """What the files hold, before anything is scored."""
     if not _paths(files) and not (dataset or "").strip():
         return describe_benchmarks([]), ""
@@ -224,8 +224,9 @@ def headline_markdown(report: EvaluationReport) -> str:
 @user_errors
 def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any, followups_file: Any,
         limit: float | None, model: str, mode: str, aggregation: str, reports: list[dict[str, Any]],
-        request: gr.Request, progress: gr.Progress = gr.Progress(track_tqdm=True), elo_map_text: str = "",
-        drop_duplicates: bool = False, dataset: str = "", split: str = ""
+        request: gr.Request, progress: gr.Progress = gr.Progress(track_tqdm=True),
+        elo_map_text: str | None = None, drop_duplicates: bool | None = None,
+        dataset: str | None = None, split: str | None = None
         ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str], list[dict[str, Any]]]:
     """Run handler: headline, metrics table, summary, skipped rows, downloads, session reports."""
     elo_map = parse_elo_map_text(elo_map_text)
