@@ -210,7 +210,7 @@ def parse_elo_map(items: Sequence[str]) -> dict[str, str]:
 
 
 def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
-              elo_map: dict[str, str], cluster: Any = None) -> "EvaluationReport":
+              elo_map: dict[str, str] | None = None, cluster: Any = None) -> "EvaluationReport":
     from core.evaluation.detect import detect_benchmarks
     from core.evaluation.elo import default_elo, load_elo
     from core.evaluation.runner import EvaluationOptions, run_evaluation
@@ -222,9 +222,11 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
     elo = load_elo(args.elo) if args.elo else default_elo()
     from core.evaluation.rewardbench import load_sections
 
-    sections = load_sections(args.sections) if args.sections else None
+    # other commands (flr tune) call this with their own arguments: these may be absent
+    sections_file = getattr(args, "sections", None)
+    sections = load_sections(sections_file) if sections_file else None
     benchmarks = detect_benchmarks(args.paths, kind=args.kind, score_field=args.score_field,
-                                   drop_duplicates=args.drop_duplicates)
+                                   drop_duplicates=bool(getattr(args, "drop_duplicates", False)))
 
     def factory() -> Any:
         from core.engine.scorer import load_scorer  # torch is imported only when something needs scoring
@@ -250,7 +252,7 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
                               followups=followups, cache_path=cache_path,
                               options=EvaluationOptions(limit=args.limit, elo=elo,
                                                         bootstrap_samples=args.bootstrap,
-                                                        elo_map=elo_map, sections=sections),
+                                                        elo_map=elo_map or {}, sections=sections),
                               progress=progress, cancel=threading.Event())
 
 
