@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -101,23 +102,33 @@ def test_bad_requests_get_their_status_and_the_server_keeps_serving(client, tiny
 
 
 def test_a_full_queue_answers_503_with_retry_after(followups):
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     class Slow(FakeScorer):
         def score_many(self, conversations, followups, progress=None):
+            entered.set()
             release.wait(10)
             return super().score_many(conversations, followups, progress)
+
+    def wait_until(condition, what: str) -> None:  # bounded: a broken server fails, never hangs
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting until {what}"
+            time.sleep(0.01)
 
     app = create_app(Slow(), followups, ServeConfig(max_queue=1, max_batch_wait_ms=0))
     body = {"conversations": [["q", "a"]]}
     with TestClient(app) as client:
         results = []
-        threads = [threading.Thread(target=lambda: results.append(client.post("/v1/score", json=body)))
-                   for _ in range(2)]
-        for t in threads:  # one is being scored, one waits in the queue
-            t.start()
-        while app.state.worker.depth < 2:
-            release.wait(0.01)
+
+        def post() -> None:
+            results.append(client.post("/v1/score", json=body))
+
+        threads = [threading.Thread(target=post) for _ in range(2)]
+        threads[0].start()  # the first is taken by the worker and held in score_many ...
+        wait_until(entered.is_set, "the worker is scoring the first request")
+        threads[1].start()  # ... so the second waits in the one-place queue
+        wait_until(lambda: app.state.worker.depth >= 2, "the second request is queued")
         busy = client.post("/v1/score", json=body)
         release.set()
         for t in threads:
