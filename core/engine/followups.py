@@ -26,6 +26,8 @@ from typing import Any, Iterator, Mapping
 
 from core.locations import ASSETS_DIR
 from core.errors import FollowupSetError
+from core.limits import InputLimits, hint, shorten
+from core.textfiles import read_text
 
 DEFAULT_PATH = ASSETS_DIR / "followups.json"
 PAPER_CATEGORIES = ("understanding", "relevance", "correctness", "engagingness",
@@ -161,6 +163,8 @@ def followups_from_mapping(data: Any, where: str = "follow-up set") -> FollowupS
     if not any(k != PROVENANCE for k in data):
         raise FollowupSetError(f"{where}: no categories, only a provenance block")
     categories = []
+    limits = InputLimits.from_env()
+    count = 0
     any_weight = False
     if PROVENANCE in data and not isinstance(data[PROVENANCE], Mapping):
         raise FollowupSetError(f'{where}: "{PROVENANCE}" is reserved for where a tuned set came '
@@ -169,9 +173,9 @@ def followups_from_mapping(data: Any, where: str = "follow-up set") -> FollowupS
         if name == PROVENANCE:
             continue  # written by `flr tune`: data, folds, cross-validated figures
         if not isinstance(name, str) or not name.strip():
-            raise FollowupSetError(f"{where}: category names must be non-empty strings; got {name!r}")
+            raise FollowupSetError(f"{where}: category names must be non-empty strings; got {shorten(repr(name))}")
         if not isinstance(lists, Mapping):
-            raise FollowupSetError(f"{where}: category {name!r} must be an object with 'positive' and 'negative' lists")
+            raise FollowupSetError(f"{where}: category {shorten(name)!r} must be an object with 'positive' and 'negative' lists")
         extra = set(lists) - {POSITIVE, NEGATIVE}
         if extra:
             raise FollowupSetError(
@@ -186,8 +190,20 @@ def followups_from_mapping(data: Any, where: str = "follow-up set") -> FollowupS
                 raise FollowupSetError(
                     f"{where}: category {name!r} needs a non-empty '{side}' list of strings"
                 )
-            read = [_utterance(item, f"{where}: category {name!r}, {side}[{i}]")
+            count += len(items)
+            if count > limits.followups:
+                raise FollowupSetError(
+                    f"{where}: more than {limits.followups:,} follow-ups; a set this large holds "
+                    f"the model for long; trim it, or raise the limit with {hint('followups')}")
+            read = [_utterance(item, f"{where}: category {shorten(name)!r}, {side}[{i}]")
                     for i, item in enumerate(items)]
+            for i, (text, _) in enumerate(read):
+                if len(text) > limits.followup_chars:
+                    raise FollowupSetError(
+                        f"{where}: category {shorten(name)!r}, {side}[{i}]: a follow-up of "
+                        f"{len(text):,} characters is over the limit of {limits.followup_chars:,}; "
+                        f"follow-ups are short replies; shorten it, or raise the limit with "
+                        f"{hint('followup_chars')}")
             parts[side] = tuple(t for t, _ in read)
             weights[side] = tuple(w for _, w in read)
             any_weight = any_weight or any(w is not None for w in weights[side])
@@ -209,7 +225,7 @@ def _utterance(item: Any, where: str) -> tuple[str, float | None]:
     """(text, weight or None) of a list item: a string or {"text": ..., "weight": w}."""
     if isinstance(item, str):
         if not item.strip():
-            raise FollowupSetError(f"{where} must be a non-empty string; got {item!r}")
+            raise FollowupSetError(f"{where} must be a non-empty string; got {shorten(repr(item))}")
         return item, None
     if isinstance(item, Mapping):
         extra = set(item) - {TEXT, WEIGHT}
@@ -231,10 +247,7 @@ def _utterance(item: Any, where: str) -> tuple[str, float | None]:
 def load_followups(path: str | Path | None = None) -> FollowupSet:
     """The set in a JSON file, or the bundled default set when `path` is None."""
     path = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise FollowupSetError(f"{path}: cannot read the follow-up set ({err.strerror})") from None
+    text = read_text(path, FollowupSetError, what="follow-up set")
     return parse_followups(text, str(path))
 
 

@@ -18,8 +18,10 @@ rendered sequence are averaged at those L token ids. It is not a log-likelihood.
 Models without a chat template get `PLAIN_TEMPLATE`: turns as `User: ...` / `Assistant: ...`
 separated by blank lines.
 
-Long conversations are cut from the left: oldest exchanges first, then (if a single exchange
-is still too long) tokens from the left of the sequence; the result records how much.
+Long conversations are cut from the left: oldest exchanges first (`core.engine.truncation`
+finds how many in a few tokenizations), then (if a single exchange is still too long) tokens
+from the left of the sequence; the result records how much. Conversations over the
+`InputLimits` (turns, characters) are refused before anything is tokenized.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from core.engine.conversation import ASSISTANT, USER, Conversation
+from core.engine.truncation import fit_exchanges
 from core.errors import ConversationError
+from core.limits import InputLimits
 
 FEEDBACK_INSTRUCTION = "Please ask me a question and provide feedback to my answer."
 
@@ -78,16 +82,17 @@ class RenderedConversation:
 
 def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str], *,
            mode: str, aggregation: str, max_length: int) -> RenderedConversation:
-    """Requests for every follow-up, fitting `max_length` tokens by cutting from the left."""
-    dropped = 0
-    while True:
-        empty, *fulls = encode_messages(tokenizer, [scored_messages(conversation, f, mode)
-                                                    for f in ["", *followups]])
-        longest = max(len(full) for full in fulls)
-        if longest <= max_length or len(conversation.utterances) <= 2 or mode == "feedback":
-            break
-        conversation = conversation.drop_oldest_exchange()
-        dropped += 2
+    """Requests for every follow-up, fitting `max_length` tokens by cutting from the left
+    (`core.engine.truncation`: about one tokenization however many turns are dropped)."""
+    InputLimits.from_env().check_turns(conversation.utterances, "conversation", ConversationError)
+    if mode == "feedback":  # only the last exchange is rendered; nothing to drop
+        empty, *fulls = _encode(tokenizer, conversation, ["", *followups], mode)
+        dropped = 0
+    else:
+        conversation, (empty, *fulls), dropped = fit_exchanges(
+            lambda conv, texts: _encode(tokenizer, conv, texts, mode), conversation, followups,
+            max_length)
+    longest = max(len(full) for full in fulls)
     cut = max(0, longest - max_length)
     requests = []
     for text, full in zip(followups, fulls):
@@ -118,6 +123,10 @@ def reply_span(tokenizer: Any, conversation: Conversation, empty: Sequence[int],
     if end <= start or start - cut < 1:
         return None
     return ReplySpan(tuple(range(start - 1 - cut, end - 1 - cut)), tuple(empty[start:end]))
+
+
+def _encode(tokenizer: Any, conversation: Conversation, texts: Sequence[str], mode: str) -> list[list[int]]:
+    return encode_messages(tokenizer, [scored_messages(conversation, t, mode) for t in texts])
 
 
 def scored_messages(conversation: Conversation, followup: str, mode: str) -> list[dict[str, str]]:

@@ -35,6 +35,8 @@ import pandas as pd
 
 from core.locations import ASSETS_DIR
 from core.errors import BenchmarkFormatError
+from core.limits import finite_number, shorten
+from core.textfiles import read_text
 
 DEFAULT_ELO_PATH = ASSETS_DIR / "elo_lmsys_2024-06-07.json"
 DEFAULT_ELO_NAME = "LMSYS Arena ELO (hard, English), 2024-06-07, as used by the FLR paper"
@@ -78,10 +80,7 @@ def default_elo() -> EloTable:
 def load_elo(path: str | Path, name: str | None = None) -> EloTable:
     """An ELO table from JSON or CSV (see the module docstring for the shapes)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise BenchmarkFormatError(f"{path}: cannot read the ELO table ({err.strerror})") from None
+    text = read_text(path, BenchmarkFormatError, what="ELO table")
     if not text.strip():
         raise BenchmarkFormatError(f"{path.name}: the ELO table is empty")
     if path.suffix.lower() == ".csv":
@@ -118,10 +117,8 @@ def elo_from_data(data: Any, where: str = "ELO table") -> dict[str, float]:
             if key is None:
                 raise BenchmarkFormatError(f"{where}: entry {model!r} has no 'elo' (or 'rating' / 'score')")
             value = value[key]
-        try:
-            ratings[str(model)] = float(value)
-        except (TypeError, ValueError):
-            raise BenchmarkFormatError(f"{where}: ELO of {model!r} is {value!r}; expected a number") from None
+        ratings[str(model)] = finite_number(value, f"{where}: ELO of {shorten(repr(model))}",
+                                            what="the rating", error=BenchmarkFormatError)
     if not ratings:
         raise BenchmarkFormatError(f"{where}: the ELO table has no models")
     return ratings

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 from core.engine.conversation import Conversation, from_text, parse_conversation
 from core.errors import BenchmarkFormatError, ConversationError
 from core.evaluation.records import Record, format_of, read_records
+from core.limits import finite_number
 from core.names import CHOSEN, REJECTED
 
 SCORE_FIELDS = ("score", "overall", "overall_score", "rating", "gpt4_score", "human_score",
@@ -168,7 +169,7 @@ def score_value(value: Any, where: str, field_name: str) -> float:
             return number
     if isinstance(value, list) and value and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        return float(sum(value) / len(value))
+        return _finite(sum(_finite(v, where, field_name) for v in value) / len(value), where, field_name)
     raise BenchmarkFormatError(
         f"{where}: score field {field_name!r} is {value!r}; expected a number or a list of numbers")
 
@@ -184,7 +185,12 @@ def _value_list(value: Any, where: str, field_name: str) -> tuple[float, ...]:
         raise BenchmarkFormatError(
             f"{where}: {field_name!r} must be a non-empty list of numbers (one per follow-up); "
             f"got {str(value)[:80]}")
-    return tuple(float(v) for v in value)
+    return tuple(_finite(v, where, field_name) for v in value)
+
+
+def _finite(value: Any, where: str, field_name: str) -> float:
+    return finite_number(value, f"{where}: field {field_name!r}", what="every value",
+                         error=BenchmarkFormatError)
 
 
 def precomputed_lists(data: dict[str, Any], where: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:

@@ -14,14 +14,14 @@ Shortcuts taken on purpose:
   file is read line by line first, so a one-line file holding a list is one record.
 - A JSON document that is an object wrapping the records (`{"data": [...]}`, possibly beside
   metadata fields) is unwrapped; any other object is one record.
-- CSV cells stay text (a missing cell is None); columns without a header name are dropped.
+- CSV cells stay text; a row with more or fewer cells than the header is refused with its
+  row number (a blank line is skipped).
   Decoding numbers or JSON inside cells is left to callers, which know their fields.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import math
@@ -30,12 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.limits import InputLimits
+from core.textfiles import read_text
 
 _SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 # A wrapping field holds the records whatever they are; any other lone list field of an object
 # wraps records only when they are objects and the field is not itself one record's content.
 _WRAPPER_FIELDS = ("data", "prompts")
 _CONTENT_FIELDS = ("conversation", "conversations", "messages", "turns", "choices", "history")
+_EXTRA = "\0extra"  # where csv.DictReader puts the cells of a row longer than the header
 
 
 @dataclass(frozen=True)
@@ -71,16 +74,7 @@ def read_records(path: str | Path, error: type[InputError] = InputError, *,
     fmt = format_of(path)
     if fmt == "parquet":
         return _parquet_records(path, label, error)
-    try:
-        raw = path.read_bytes()
-        if path.name.lower().endswith(".gz"):
-            raw = gzip.decompress(raw)
-        text = raw.decode("utf-8-sig")  # a byte-order mark (as Excel writes CSV) is not data
-    except (OSError, EOFError) as err:
-        reason = getattr(err, "strerror", None) or err
-        raise error(f"{label}: cannot read the file ({reason})") from None
-    except UnicodeDecodeError as err:
-        raise error(f"{label}: not UTF-8 text (byte {err.start}); save the file as UTF-8") from None
+    text = read_text(path, error, label=label)  # damaged gzip, bombs, non-UTF-8: one-line errors
     if not text.strip():
         raise error(f"{label}: the file is empty; expected JSON, JSONL, CSV or Parquet records")
     return parse_records(text, label, fmt or "auto", error)
@@ -98,10 +92,13 @@ def parse_records(text: str, where: str, fmt: str = "auto",
     if not text.strip():
         raise error(f"{where}: empty; expected JSON, JSONL or CSV records")
     if fmt == "csv":
-        return _csv_records(text, where, error)
-    if fmt in ("json", "jsonl"):
-        return _json_records(text, where, error, lines_first=fmt == "jsonl")
-    raise error(f"{where}: unknown format {fmt!r}; use json, jsonl or csv")
+        records = _csv_records(text, where, error)
+    elif fmt in ("json", "jsonl"):
+        records = _json_records(text, where, error, lines_first=fmt == "jsonl")
+    else:
+        raise error(f"{where}: unknown format {fmt!r}; use json, jsonl or csv")
+    InputLimits.from_env().check_records(len(records), where, error)
+    return records
 
 
 def _json_records(text: str, where: str, error: type[InputError], lines_first: bool) -> list[Record]:
@@ -155,15 +152,24 @@ def _entries(document: Any) -> list[Any]:
 def _csv_records(text: str, where: str, error: type[InputError]) -> list[Record]:
     # a whole conversation may sit in one cell: lift the csv module's 128 KiB cell limit
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), restkey=_EXTRA)
     records = []
     try:
         # Row numbers count the header as row 1, as a spreadsheet shows them.
         for number, row in enumerate(reader, start=2):
+            if _EXTRA in row or (None in row.values() and any(v for v in row.values())):
+                raise error(
+                    f"{where}, row {number}: {_cells(row)} cell(s) but the header has "
+                    f"{len(reader.fieldnames or ())} column(s); fix the row (quote cells that "
+                    "hold commas) so every row has one cell per column")
             records.append(Record(f"{where}, row {number}", {k: v for k, v in row.items() if k}))
     except csv.Error as err:
         raise error(f"{where}, line {reader.line_num}: malformed CSV ({err})") from None
     return records
+
+
+def _cells(row: dict[Any, Any]) -> int:
+    return sum(v is not None for k, v in row.items() if k != _EXTRA) + len(row.get(_EXTRA, ()))
 
 
 def _parquet_records(path: Path, label: str, error: type[InputError]) -> list[Record]:

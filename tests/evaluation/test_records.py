@@ -66,11 +66,17 @@ def test_wrapping_objects_are_unwrapped_other_objects_are_one_record() -> None:
 
 def test_csv_cells_stay_text_and_rows_count_the_header(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    path.write_text('\ufeff,prompt,n\n0,"Hello, world",4\n1,"two\nlines"\n', encoding="utf-8")
+    path.write_text('\ufeff,prompt,n\n0,"Hello, world",4\n1,"two\nlines",\n', encoding="utf-8")
     records = read_records(path, name="t.csv")
-    # the byte-order mark and the unnamed index column are gone; a short row has None
-    assert values(records) == [{"prompt": "Hello, world", "n": "4"}, {"prompt": "two\nlines", "n": None}]
+    # the byte-order mark and the unnamed index column are gone; an empty cell stays ""
+    assert values(records) == [{"prompt": "Hello, world", "n": "4"}, {"prompt": "two\nlines", "n": ""}]
     assert wheres(records) == ["t.csv, row 2", "t.csv, row 3"]
+
+
+@pytest.mark.parametrize("row", ['1,"two"', '1,"two",3,4'])
+def test_ragged_csv_rows_are_refused_with_their_row_number(row: str) -> None:
+    with pytest.raises(InputError, match=r"t\.csv, row 3: \d cell\(s\) but the header has 3 column"):
+        parse_records(f'id,prompt,n\n0,"a",4\n{row}\n', "t.csv", "csv")
 
 
 def test_csv_cells_may_hold_whole_conversations() -> None:
@@ -142,12 +148,38 @@ def test_unreadable_files(tmp_path: Path) -> None:
         read_records(latin)
     broken_gz = tmp_path / "broken.jsonl.gz"
     broken_gz.write_bytes(b"not gzip at all")
-    with pytest.raises(InputError, match=r"broken\.jsonl\.gz: cannot read the file"):
+    with pytest.raises(InputError, match=r"broken\.jsonl\.gz: damaged gzip data"):
         read_records(broken_gz)
+    damaged = bytearray(gzip.compress(json.dumps([{"q": f"row {i}"} for i in range(2000)]).encode()))
+    damaged[len(damaged) // 2] ^= 0xFF  # a flipped byte mid-stream: zlib.error, not EOFError
+    (tmp_path / "mid.json.gz").write_bytes(bytes(damaged))
+    with pytest.raises(InputError, match=r"mid\.json\.gz: damaged gzip data .*compress the file again"):
+        read_records(tmp_path / "mid.json.gz")
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(gzip.compress(b'[{"q": "x"}]' * 100)[:-12])
+    with pytest.raises(InputError, match=r"cut\.json\.gz: the gzip file is cut short"):
+        read_records(cut)
+    with pytest.raises(InputError, match=r"is a folder"):
+        read_records(tmp_path)
     broken_parquet = tmp_path / "broken.parquet"
     broken_parquet.write_bytes(b"not parquet")
     with pytest.raises(InputError, match=r"broken\.parquet: cannot read as Parquet"):
         read_records(broken_parquet)
+
+
+def test_decompression_stops_at_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b" " * (3 * 1024 * 1024)))  # 3 MB of blanks in a few KB
+    monkeypatch.setenv("FLR_MAX_FILE_MB", "1")
+    with pytest.raises(InputError, match=r"bomb\.jsonl\.gz: .* more than 1 MB .*once decompressed.*FLR_MAX_FILE_MB"):
+        read_records(bomb)
+
+
+def test_files_over_the_record_limit_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLR_MAX_RECORDS", "3")
+    assert len(parse_records("q\n1\n2\n3\n", "box", "csv")) == 3
+    with pytest.raises(InputError, match=r"box: more than 3 records.*FLR_MAX_RECORDS"):
+        parse_records("q\n1\n2\n3\n4\n", "box", "csv")
 
 
 def test_pasted_text_errors() -> None:

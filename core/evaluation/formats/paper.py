@@ -188,6 +188,7 @@ def paper_benchmarks(files: list[SourceFile]) -> list[Benchmark]:
         rejected = combined_entries(reject, f"{name} (reject)", warnings)
         rows = []
         for i, ((ra, va), (rr, vr)) in enumerate(zip(chosen, rejected)):
+            _same_lengths(ra, va, rr, vr)
             for side, rec, values in ((CHOSEN, ra, va), (REJECTED, rr, vr)):
                 conv, err = paper_conversation(rec, values is not None)
                 rows.append(frame_row(i, rec.where, conv, err, side=side, precomputed=values))
@@ -199,6 +200,21 @@ def paper_benchmarks(files: list[SourceFile]) -> list[Benchmark]:
             name, PAIRWISE, tuple(f.path for f in accept + reject), make_frame(rows), is_pre, "paper",
             tuple(a_cats), notes=notes, warnings=warnings))
     return benchmarks
+
+
+def _same_lengths(ra: Record, va: dict | None, rr: Record, vr: dict | None) -> None:
+    """The two sides of a pair must hold one value per follow-up of the same set; different
+    lengths mean different follow-up sets, and their means would not be comparable."""
+    if va is None or vr is None:
+        return
+    for cat, (a_pos, a_neg) in va.items():
+        r_pos, r_neg = vr.get(cat, (a_pos, a_neg))
+        if (len(a_pos), len(a_neg)) != (len(r_pos), len(r_neg)):
+            label = f" (category {cat})" if cat else ""
+            raise BenchmarkFormatError(
+                f"{ra.where} has {len(a_pos)} positive / {len(a_neg)} negative values but its pair "
+                f"{rr.where} has {len(r_pos)} / {len(r_neg)}{label}; both sides of a pair must be "
+                "scored with the same follow-up set")
 
 
 def paper_conversation(rec: Record, precomputed: bool) -> tuple[Conversation | None, str | None]:

@@ -1,0 +1,150 @@
+"""Input limits and the checks every input path shares (CLI, app, server).
+
+One frozen `InputLimits` holds how much input one request may bring: characters per turn and
+per conversation (checked before anything is tokenized, so a 5 MB utterance never reaches the
+tokenizer), turns per conversation, records per file, follow-ups per set and bytes of text per
+file after decompression (a gzip bomb stops at the cap, not in memory). Defaults are generous
+for real use; a user raises one with `FLR_MAX_*` environment variables or the CLI's
+`--limit NAME=VALUE` flag, and each message says which to set.
+
+The number checks (`finite_number`) and the message helper (`shorten`, so a 1.2 MB follow-up
+never becomes a 1.2 MB error line) live here too, so every path words them the same way.
+
+Shortcut taken on purpose: readers deep in the evaluation code ask `InputLimits.from_env()`
+when called rather than taking a limits argument through every layer; the CLI writes its
+`--limit` flags into the environment of its own process once, before any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from core.errors import ConfigError, InputError
+
+ENV_PREFIX = "FLR_MAX_"
+MESSAGE_CHARS = 200  # quoted input in an error message is cut to this many characters
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """How much one input may hold; every field can be raised with `FLR_MAX_<FIELD>`."""
+
+    turn_chars: int = 200_000  # characters of one utterance (~50k tokens; contexts are smaller)
+    conversation_chars: int = 2_000_000  # characters of one conversation, all turns together
+    turns: int = 10_000  # utterances of one conversation (the oldest are cut to fit the model)
+    records: int = 1_000_000  # records (lines, rows, items) of one input file
+    followups: int = 2_000  # follow-up utterances of one set, all categories together
+    followup_chars: int = 2_000  # characters of one follow-up utterance
+    file_mb: int = 512  # megabytes of text of one file after decompression (gzip bombs stop here)
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"limit {field.name} must be a positive integer; got {value!r}")
+
+    @property
+    def file_bytes(self) -> int:
+        return self.file_mb * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "InputLimits":
+        """Defaults, with any `FLR_MAX_TURNS`, `FLR_MAX_TURN_CHARS`, ... variables applied."""
+        env = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for field in fields(cls):
+            raw = env.get(ENV_PREFIX + field.name.upper())
+            if raw:
+                values[field.name] = parse_limit(field.name, raw, f"{ENV_PREFIX}{field.name.upper()}")
+        return cls(**values)
+
+    def check_text(self, text: str, where: str, what: str = "utterance",
+                   error: type[InputError] = InputError) -> None:
+        """Refuse one utterance longer than `turn_chars`."""
+        if len(text) > self.turn_chars:
+            raise error(
+                f"{where}: {what} of {len(text):,} characters is over the limit of "
+                f"{self.turn_chars:,}; shorten it, or raise the limit with {hint('turn_chars')}")
+
+    def check_turns(self, texts: Any, where: str, error: type[InputError] = InputError) -> None:
+        """Refuse a conversation with too many utterances or characters (before tokenizing)."""
+        if len(texts) > self.turns:
+            raise error(
+                f"{where}: {len(texts):,} turns is over the limit of {self.turns:,}; keep the "
+                f"most recent turns, or raise the limit with {hint('turns')}")
+        total = 0
+        for i, text in enumerate(texts):
+            if isinstance(text, str):
+                self.check_text(text, f"{where}, turn {i + 1}", error=error)
+                total += len(text)
+        if total > self.conversation_chars:
+            raise error(
+                f"{where}: {total:,} characters in all is over the limit of "
+                f"{self.conversation_chars:,}; keep the most recent turns, or raise the limit "
+                f"with {hint('conversation_chars')}")
+
+    def check_records(self, count: int, where: str, error: type[InputError] = InputError) -> None:
+        if count > self.records:
+            raise error(
+                f"{where}: more than {self.records:,} records; split the file, or raise the limit "
+                f"with {hint('records')}")
+
+
+def hint(name: str) -> str:
+    """How a user raises limit `name` (both spellings)."""
+    return f"{ENV_PREFIX}{name.upper()}=N (or flr --limit {name}=N)"
+
+
+def parse_limit(name: str, raw: str, source: str) -> int:
+    names = [f.name for f in fields(InputLimits)]
+    if name not in names:
+        raise ConfigError(f"{source}: unknown limit {name!r}; known limits: {', '.join(names)}")
+    try:
+        value = int(raw.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise ConfigError(f"{source}: limit {name} must be a positive integer; got {shorten(raw)!r}") from None
+    if value < 1:
+        raise ConfigError(f"{source}: limit {name} must be a positive integer; got {value}")
+    return value
+
+
+def apply_limit_flags(flags: list[str], environ: Any = None) -> None:
+    """`NAME=VALUE` flags written to `FLR_MAX_NAME` (the CLI calls this once, before any work)."""
+    env = os.environ if environ is None else environ
+    for flag in flags:
+        name, sep, raw = flag.partition("=")
+        name = name.strip().lower().replace("-", "_")
+        if not sep:
+            raise ConfigError(f"--limit {shorten(flag)!r}: expected NAME=VALUE, e.g. --limit turns=20000")
+        env[ENV_PREFIX + name.upper()] = str(parse_limit(name, raw.strip(), f"--limit {name}"))
+
+
+def finite_number(value: Any, where: str, *, low: float | None = None, high: float | None = None,
+                  what: str = "value", error: type[InputError] = InputError) -> float:
+    """`value` as a float that is finite and within [low, high]; raises naming `where`.
+
+    Accepts numbers and numeric strings ("3.5"); refuses booleans, "nan", "inf" and numbers too
+    large for a float (1e400 parses as infinity)."""
+    if isinstance(value, bool) or value is None:
+        raise error(f"{where}: {what} must be a number; got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise error(f"{where}: {what} must be a number; got {shorten(repr(value))}") from None
+    if not math.isfinite(number):
+        raise error(f"{where}: {what} must be a finite number; got {shorten(str(value))}")
+    if (low is not None and number < low) or (high is not None and number > high):
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise error(f"{where}: {what} must be between {lo} and {hi}; got {number:g}")
+    return number
+
+
+def shorten(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """`text` cut to about `limit` characters for a message, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
