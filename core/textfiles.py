@@ -79,17 +79,10 @@ def atomic_output(path: str | Path, error: type[InputError] = InputError, *,
     The temporary file sits in the target's folder (a rename across file systems is not
     atomic) and is removed when the block fails, leaving any existing `path` as it was."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            raise error(f"{path}: is a folder; name a file to write")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise error(f"{path}: cannot write here ({err.strerror or err}); choose another path or "
-                    "check its folder's permissions") from None
+    tmp = _temporary(path, error)
     try:
         encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
+        with open(tmp, mode, encoding=encoding) as handle:
             yield handle
         with contextlib.suppress(OSError):  # mkstemp makes 0600; keep the old file's mode
             os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
@@ -98,6 +91,28 @@ def atomic_output(path: str | Path, error: type[InputError] = InputError, *,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def check_writable(path: str | Path, error: type[InputError] = InputError) -> None:
+    """Refuse early an output path that cannot be written (a folder, a read-only folder), so a
+    long run does not fail at its very end; creates missing parent folders."""
+    tmp = _temporary(Path(path), error)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _temporary(path: Path, error: type[InputError]) -> str:
+    """A new empty file beside `path` (same file system, so renaming it over `path` is atomic)."""
+    try:
+        if path.is_dir():
+            raise error(f"{path}: is a folder; name a file to write")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as err:
+        raise error(f"{path}: cannot write here ({err.strerror or err}); choose another path or "
+                    "check its folder's permissions") from None
+    return tmp
 
 
 def write_text(path: str | Path, text: str, error: type[InputError] = InputError) -> None:

@@ -30,6 +30,7 @@ from core.evaluation.report_cache import ReportMemo, default_cache_path, memo_ke
 # core.names imports nothing: pandas, scipy and torch are imported only when a run is not
 # already in the report memo, so an identical rerun answers at once.
 from core.names import BASELINES, BOOTSTRAP_SAMPLES, HEADLINE, KINDS, METRICS_BY_KIND
+from core.textfiles import write_text
 
 if TYPE_CHECKING:
     from core.evaluation.report import EvaluationReport
@@ -148,8 +149,7 @@ def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
             if hit is not None and (args.output_dir is None or hit[2] is not None):
                 table, report_json, exports = hit
                 exported = _write_files(args.output_dir, exports) if args.output_dir else []
-                report_path.parent.mkdir(parents=True, exist_ok=True)
-                report_path.write_text(report_json, encoding="utf-8")
+                write_text(report_path, report_json)
                 return table, report_path, exported, True
 
     report = _evaluate(args, config, cache_path, elo_map, cluster)
@@ -172,7 +172,7 @@ def _write_files(directory: Path, files: dict[str, str]) -> list[Path]:
     written = []
     for name, text in files.items():
         path = directory / Path(name).name
-        path.write_text(text, encoding="utf-8")
+        write_text(path, text)
         written.append(path)
     return written
 

@@ -16,6 +16,9 @@ from typing import Sequence
 
 from core.cli import compare, evaluate, followups, mine, score, serve, tune
 from core.errors import FLRError
+from core.limits import apply_limit_flags, shorten
+
+MESSAGE_LIMIT = 2000  # characters of an error line; quoted input beyond this is cut
 
 COMMANDS = (score, evaluate, mine, serve, tune, followups, compare)
 
@@ -23,6 +26,10 @@ COMMANDS = (score, evaluate, mine, serve, tune, followups, compare)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flr", description="FLR Studio command line")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                        help="raise an input limit for this run, e.g. --limit turns=20000 "
+                             "(turn_chars, conversation_chars, turns, records, followups, "
+                             "followup_chars, file_mb; also FLR_MAX_<NAME>)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(subparsers)
@@ -35,9 +42,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        apply_limit_flags(args.limit)
         return int(args.func(args) or 0)
     except FLRError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {shorten(str(err), MESSAGE_LIMIT)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path the checks did not foresee (full disk, vanished folder)
+        if args.verbose:
+            raise
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"error: {where}{err.strerror or err}; check the path, its permissions and the free "
+              "space", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory; use smaller inputs or a smaller --batch-size", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 Input items are utterance lists or objects with a `conversation` field (other fields are kept).
 Every item is parsed before the model loads, so a bad item is reported (with its number and
-line) without wasting a model load; output is written and flushed item by item, in input order.
+line) without wasting a model load; output is written item by item, in input order, to a
+temporary file that replaces `--output` only when every item is scored.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from core.engine.conversation import Conversation, parse_conversation
 from core.errors import ConversationError, InputError
 from core.engine.followups import load_followups
 from core.evaluation.records import read_records
+from core.textfiles import atomic_output, check_writable
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN_ITEMS = 5  # a progress bar is noise for a handful of items
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     cluster = cluster_from_args(args)
     followups = load_followups(args.followups)
     items = load_items(args.input)
+    check_writable(Path(args.output), InputError)  # before the model loads, not after scoring
     if cluster is not None and getattr(args, "explain", False):
         raise InputError("--explain reads token values in this process; run it without --ray")
     if cluster is not None:
@@ -72,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=len(items), desc="scoring", unit="conv", file=sys.stderr)
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as fh:
+    # written beside the output and renamed into place at the end: a failed run leaves an
+    # existing output as it was
+    with atomic_output(output, InputError) as fh:
         for record, conversation in items:
             for warning in conversation.warnings:
                 log.warning(warning)
@@ -124,9 +128,8 @@ def _run_on_cluster(args: argparse.Namespace, cluster: Any, config: Any, followu
     if bar is not None:
         bar.close()
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     failed = []
-    with output.open("w", encoding="utf-8") as fh:
+    with atomic_output(output, InputError) as fh:
         for number, ((record, _), result) in enumerate(zip(items, results), start=1):
             if isinstance(result, str):
                 failed.append(f"item {number}: {result}")

@@ -26,6 +26,7 @@ from core.names import (
     RATING,
     REJECTED,
 )
+from core.textfiles import atomic_output, write_text
 
 if TYPE_CHECKING:  # the report calls these exports, so only the type is needed here
     from core.evaluation.report import BenchmarkResult
@@ -82,7 +83,7 @@ def export_paper_layout(b: BenchmarkResult, directory: Path) -> list[Path]:
 
 
 def _write_jsonl(path: Path, entries: list[dict[str, Any]]) -> Path:
-    with path.open("w", encoding="utf-8") as fh:
+    with atomic_output(path) as fh:
         for entry in entries:
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
     return path
@@ -98,5 +99,5 @@ def export_csv(b: BenchmarkResult, directory: Path) -> Path:
     if b.kind != RATING:
         table = table.drop(columns=[COL_TRUTH])
     path = directory / f"{_safe(b.name)}.csv"
-    table.to_csv(path, index=False)
+    write_text(path, table.to_csv(index=False))
     return path

@@ -22,6 +22,7 @@ from core.evaluation import metrics as M
 from core.names import FLR, METRICS_BY_KIND, OVERALL, PAIRWISE, RANKING, RATING
 
 from core.evaluation.exports import export_csv, export_paper_layout
+from core.textfiles import write_text
 
 
 def category_column(category: str) -> str:
@@ -121,8 +122,7 @@ class EvaluationReport:
 
     def write_report(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json(), encoding="utf-8")
+        write_text(path, self.to_json())
         return path
 
     def benchmark(self, name: str) -> BenchmarkResult:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -28,7 +29,10 @@ from typing import Any, Iterable, Mapping, Sequence
 from core.engine.config import ScoringConfig
 from core.locations import ASSETS_DIR, CODE_DIR, cache_dir
 
+log = logging.getLogger(__name__)
+
 CACHE_FILE = "scores.sqlite"
+KNOWN_TABLES = ("scores", "failures", "identities", "reports")  # every table this program makes
 MAX_MEMO_BYTES = 32 * 1024 * 1024  # larger exports are recomputed rather than stored
 
 _SCHEMA = """
@@ -45,19 +49,106 @@ def default_cache_path() -> Path:
 
 def open_cache(path: str | Path | None, schema: str) -> sqlite3.Connection:
     """The cache file at `path` (None: in memory, for one run) with `schema` created. The score
-    cache and the report memo share one file, so both open it here, the same way."""
-    if path is not None:
-        path = Path(path).expanduser()
+    cache and the report memo share one file, so both open it here, the same way.
+
+    A cache is only a cache, so it never stops a run: a file that is not an SQLite database
+    (damaged) is renamed aside with a timestamp and a fresh one is started; another program's
+    database, a folder, or a file that cannot be opened or written is left alone and this run
+    keeps its cache in memory. Either way a warning says what happened and what to do."""
+    if path is None:
+        return _connect(":memory:", schema)
+    path = Path(path).expanduser()
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(":memory:" if path is None else str(path), timeout=60,
-                         check_same_thread=False)
+        db = _connect(str(path), schema)
+    except sqlite3.OperationalError as err:  # a folder, no permission, read-only, locked
+        return _bypass(path, schema, f"cannot be opened or written ({err})")
+    except sqlite3.DatabaseError as err:  # not a database, or a damaged one
+        aside = _move_aside(path)
+        if aside is None:
+            return _bypass(path, schema, f"is damaged ({err}) and cannot be moved aside")
+        log.warning("score cache %s was damaged (%s); moved it to %s and started a fresh cache",
+                    path, err, aside.name)
+        try:
+            return _connect(str(path), schema)
+        except sqlite3.Error as again:
+            return _bypass(path, schema, f"cannot be recreated ({again})")
+    except OSError as err:
+        return _bypass(path, schema, f"cannot be created ({err.strerror or err})")
+    foreign = _foreign_tables(db, schema)
+    if foreign:
+        db.close()
+        return _bypass(path, schema, f"belongs to another program (tables {', '.join(foreign)})")
+    return db
+
+
+def _connect(target: str, schema: str) -> sqlite3.Connection:
+    db = sqlite3.connect(target, timeout=60, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")  # readers do not block a running job
-    except sqlite3.DatabaseError:
+    except sqlite3.OperationalError:
         pass  # some file systems refuse WAL; the default journal works too
-    db.executescript(schema)
-    db.commit()
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    try:
+        if not _foreign_tables(db, schema):
+            db.executescript(schema)
+            db.commit()
+    except sqlite3.Error:
+        db.close()
+        raise
     return db
+
+
+def _foreign_tables(db: sqlite3.Connection, schema: str) -> list[str]:
+    """Tables that this program did not make: unknown names, or known names with other columns."""
+    expected = sqlite3.connect(":memory:")
+    expected.executescript(schema)
+    ours = {name: _columns(expected, name) for name in _tables(expected)}
+    expected.close()
+    foreign = []
+    for name in _tables(db):
+        if name not in KNOWN_TABLES or (name in ours and _columns(db, name) != ours[name]):
+            foreign.append(name)
+    return foreign
+
+
+def _tables(db: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+
+
+def _columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in db.execute(f"PRAGMA table_info('{table}')")]
+
+
+def _move_aside(path: Path) -> Path | None:
+    """Rename a damaged cache (and its journal files) to `NAME.damaged-YYYYmmdd-HHMMSS`."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    for n in range(2, 100):  # never rename over an earlier damaged copy
+        if not aside.exists():
+            break
+        aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    try:
+        path.rename(aside)
+    except OSError:
+        return None
+    for suffix in ("-wal", "-shm"):
+        journal = path.with_name(path.name + suffix)
+        if journal.exists():
+            try:
+                journal.rename(aside.with_name(aside.name + suffix))
+            except OSError:
+                pass
+    return aside
+
+
+def _bypass(path: Path, schema: str, why: str) -> sqlite3.Connection:
+    log.warning("score cache %s %s; this run keeps its cache in memory (nothing is reused or "
+                "saved); set FLR_CACHE_DIR to a writable folder, or pass --no-cache", path, why)
+    return _connect(":memory:", schema)
 
 
 def model_key(config: ScoringConfig) -> str:
@@ -139,8 +230,12 @@ class ReportMemo:
 
     def get(self, key: str) -> tuple[str, str, dict[str, str] | None] | None:
         """(printed table, REPORT.json text, exported files by name or None)."""
-        row = self._db.execute("SELECT table_text, report_json, exports FROM reports WHERE key = ?",
-                               (key,)).fetchone()
+        try:
+            row = self._db.execute("SELECT table_text, report_json, exports FROM reports WHERE key = ?",
+                                   (key,)).fetchone()
+        except sqlite3.Error as err:  # damaged while open: the run goes on without the memo
+            log.warning("report memo unreadable (%s); computing the report", err)
+            return None
         if row is None:
             return None
         return row[0], row[1], (json.loads(row[2]) if row[2] is not None else None)
@@ -150,6 +245,9 @@ class ReportMemo:
         blob = json.dumps(dict(exports), ensure_ascii=False) if exports is not None else None
         if blob is not None and len(blob) > MAX_MEMO_BYTES:
             blob = None
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?)",
-                             (key, table_text, report_json, blob, time.time()))
+        try:
+            with self._db:
+                self._db.execute("INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?)",
+                                 (key, table_text, report_json, blob, time.time()))
+        except sqlite3.Error as err:
+            log.warning("report memo not saved (%s); the report itself is written", err)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import sqlite3
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -30,6 +32,8 @@ from core.engine.conversation import Conversation
 from core.engine.followups import FollowupSet
 from core.evaluation.report_cache import default_cache_path, model_key, open_cache
 from core.engine.results import CategoryScore, ConversationScore
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ScoreCache", "conversation_hash", "default_cache_path", "model_key", "settings_key",
            "score_from_json", "score_to_json"]
@@ -151,8 +155,16 @@ class ScoreCache:
     def put_many(self, identity: str, settings: str, followups: FollowupSet,
                  scores: Mapping[str, ConversationScore],
                  failures: Mapping[str, str] | None = None) -> None:
-        """Store and commit at once (a killed run keeps everything stored before)."""
+        """Store and commit at once (a killed run keeps everything stored before). A cache that
+        fails while open (full disk, damaged) only costs the reuse: the run goes on."""
         fp = _key(followups)
+        try:
+            self._store(identity, settings, fp, scores, failures)
+        except sqlite3.Error as err:
+            log.warning("score cache: could not save %d score(s) (%s); the run goes on", len(scores), err)
+
+    def _store(self, identity: str, settings: str, fp: str, scores: Mapping[str, ConversationScore],
+               failures: Mapping[str, str] | None) -> None:
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?)",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from core.errors import InputError
 from core.mining.mining import Sample
 from core.mining.prompts import MiningPrompt
+from core.textfiles import write_text
 
 if TYPE_CHECKING:  # preferences writes through this module, so only the types are needed here
     from core.mining.preferences import KTOExample, PreferencePair
@@ -123,12 +124,10 @@ def write_dataset_info(output_dir: str | Path, entries: Mapping[str, Mapping[str
         if not isinstance(info, dict):
             raise InputError(f"{path}: existing file is not a JSON object of datasets; fix or remove it")
     info.update({name: dict(entry) for name, entry in entries.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
 def write_json(path: Path, records: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
     return path

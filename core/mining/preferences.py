@@ -46,6 +46,7 @@ from core.names import (
     SAMPLE_RESPONSE,
     SAMPLE_ROLE,
 )
+from core.textfiles import atomic_output
 
 
 @dataclass(frozen=True)
@@ -203,8 +204,7 @@ def write_samples_jsonl(path: Path, results: Sequence[PromptSamples], selection:
     rejected = {(p.prompt_index, p.rejected.index) for p in selection.pairs}
     kto = {(e.prompt_index, e.sample.index): e.desirable for e in selection.kto}
     best = {(i, s.index) for i, _, s in selection.sft}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
+    with atomic_output(path) as handle:
         for result in results:
             for sample in result.samples:
                 slot = (result.index, sample.index)

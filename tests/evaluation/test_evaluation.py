@@ -70,11 +70,12 @@ def evaluate(benchmarks, factory, cache: Path | None, progress=None, cancel=None
 #   -> relevance accuracy: win, loss, tie, tie = (1 + 0 + .5 + .5) / 4 = 0.5
 #   correctness accept: 1, 2, 0, 1   reject: 0, 0, 1, 0 -> win, win, loss, win = 0.75
 #   overall (mean of the two): accept 1.5, 1, 0.5, 0   reject 0, 0.5, 1, -0.5 -> 0.75
+# The two sides of a pair hold one value per follow-up of the same set (equal lengths).
 PAPER = {
     ("accept", "relevance"): [([-1, -2], [-3, -4]), ([-2, -2], [-2, -2]), ([-1], [-1, -3]), ([-3, -1], [-1, -1])],
-    ("reject", "relevance"): [([-2, -2], [-2, -2]), ([-1, -1], [-2, -2]), ([-1], [-2]), ([-2], [-1])],
+    ("reject", "relevance"): [([-2, -2], [-2, -2]), ([-1, -1], [-2, -2]), ([-1], [-2, -2]), ([-2, -2], [-1, -1])],
     ("accept", "correctness"): [([0], [-1]), ([0, 0], [-2, -2]), ([-1], [-1]), ([-0.5], [-1.5])],
-    ("reject", "correctness"): [([-1], [-1]), ([-1], [-1]), ([0], [-1]), ([-2], [-2])],
+    ("reject", "correctness"): [([-1], [-1]), ([-1, -1], [-1, -1]), ([0], [-1]), ([-2], [-2])],
 }
 
 

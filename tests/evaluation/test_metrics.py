@@ -125,5 +125,9 @@ def test_elo_files_in_json_list_and_csv(tmp_path: Path) -> None:
     (tmp_path / "nested.json").write_text(json.dumps({"a": {"elo": 1000, "ci": 5}, "b": {"rating": 900}}))
     assert load_elo(tmp_path / "nested.json").ratings == {"a": 1000.0, "b": 900.0}
     (tmp_path / "bad.json").write_text('{"a": "high"}')
-    with pytest.raises(BenchmarkFormatError, match="ELO of 'a' is 'high'"):
+    with pytest.raises(BenchmarkFormatError, match="ELO of 'a': the rating must be a number; got 'high'"):
         load_elo(tmp_path / "bad.json")
+    for bad in ("NaN", "Infinity", "1e400"):
+        (tmp_path / "bad.json").write_text('{"a": %s}' % bad)
+        with pytest.raises(BenchmarkFormatError, match="ELO of 'a': the rating must be a finite number"):
+            load_elo(tmp_path / "bad.json")
