@@ -40,3 +40,7 @@ class ClusterError(FLRError, RuntimeError):
 
 class TuningError(InputError):
     """Labelled data that cannot be used to tune follow-up weights (`flr tune`)."""
+
+
+class StoppedError(FLRError):
+    """Model work stopped because the caller asked (a cancelled app job, a closed request)."""

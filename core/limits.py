@@ -10,17 +10,21 @@ for real use; a user raises one with `FLR_MAX_*` environment variables or the CL
 The number checks (`finite_number`) and the message helper (`shorten`, so a 1.2 MB follow-up
 never becomes a 1.2 MB error line) live here too, so every path words them the same way.
 
-Shortcut taken on purpose: readers deep in the evaluation code ask `InputLimits.from_env()`
-when called rather than taking a limits argument through every layer; the CLI writes its
-`--limit` flags into the environment of its own process once, before any work starts.
+Shortcut taken on purpose: readers deep in the evaluation code ask `InputLimits.current()`
+when called rather than taking a limits argument through every layer. `current()` is the
+limits a caller set for the work in progress with `use_limits` (the CLI's `--limit` flags, the
+app's smaller per-request caps), else `from_env()`. It is a context variable, so concurrent
+app requests and tests never see each other's limits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, fields, replace
+from typing import Any, Iterator, Mapping
 
 from core.errors import ConfigError, InputError
 
@@ -51,15 +55,33 @@ class InputLimits:
         return self.file_mb * 1024 * 1024
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "InputLimits":
-        """Defaults, with any `FLR_MAX_TURNS`, `FLR_MAX_TURN_CHARS`, ... variables applied."""
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 base: "InputLimits | None" = None) -> "InputLimits":
+        """`base` (default: the defaults above), with any `FLR_MAX_TURNS`, `FLR_MAX_TURN_CHARS`,
+        ... variables applied."""
         env = os.environ if environ is None else environ
         values: dict[str, int] = {}
         for field in fields(cls):
             raw = env.get(ENV_PREFIX + field.name.upper())
             if raw:
                 values[field.name] = parse_limit(field.name, raw, f"{ENV_PREFIX}{field.name.upper()}")
-        return cls(**values)
+        return replace(base or cls(), **values)
+
+    @classmethod
+    def current(cls) -> "InputLimits":
+        """The limits of the work in progress (`use_limits`), else `from_env()`."""
+        return _ACTIVE.get() or cls.from_env()
+
+    def with_flags(self, flags: list[str]) -> "InputLimits":
+        """These limits with `NAME=VALUE` flags applied (`flr --limit turns=20000`)."""
+        values: dict[str, int] = {}
+        for flag in flags:
+            name, sep, raw = flag.partition("=")
+            name = name.strip().lower().replace("-", "_")
+            if not sep:
+                raise ConfigError(f"--limit {shorten(flag)!r}: expected NAME=VALUE, e.g. --limit turns=20000")
+            values[name] = parse_limit(name, raw.strip(), f"--limit {name}")
+        return replace(self, **values)
 
     def check_text(self, text: str, where: str, what: str = "utterance",
                    error: type[InputError] = InputError) -> None:
@@ -86,6 +108,14 @@ class InputLimits:
                 f"{self.conversation_chars:,}; keep the most recent turns, or raise the limit "
                 f"with {hint('conversation_chars')}")
 
+    def check_paste(self, text: str, where: str, error: type[InputError] = InputError) -> None:
+        """Refuse pasted or posted text longer than a whole conversation may be (before parsing)."""
+        if len(text) > self.conversation_chars:
+            raise error(
+                f"{where}: {len(text):,} characters is over the limit of "
+                f"{self.conversation_chars:,}; paste less, or raise the limit with "
+                f"{hint('conversation_chars')}")
+
     def check_records(self, count: int, where: str, error: type[InputError] = InputError) -> None:
         if count > self.records:
             raise error(
@@ -111,15 +141,17 @@ def parse_limit(name: str, raw: str, source: str) -> int:
     return value
 
 
-def apply_limit_flags(flags: list[str], environ: Any = None) -> None:
-    """`NAME=VALUE` flags written to `FLR_MAX_NAME` (the CLI calls this once, before any work)."""
-    env = os.environ if environ is None else environ
-    for flag in flags:
-        name, sep, raw = flag.partition("=")
-        name = name.strip().lower().replace("-", "_")
-        if not sep:
-            raise ConfigError(f"--limit {shorten(flag)!r}: expected NAME=VALUE, e.g. --limit turns=20000")
-        env[ENV_PREFIX + name.upper()] = str(parse_limit(name, raw.strip(), f"--limit {name}"))
+_ACTIVE: ContextVar["InputLimits | None"] = ContextVar("flr_input_limits", default=None)
+
+
+@contextlib.contextmanager
+def use_limits(limits: InputLimits) -> Iterator[InputLimits]:
+    """Make `limits` what `InputLimits.current()` returns in this context (thread, task)."""
+    token = _ACTIVE.set(limits)
+    try:
+        yield limits
+    finally:
+        _ACTIVE.reset(token)
 
 
 def finite_number(value: Any, where: str, *, low: float | None = None, high: float | None = None,

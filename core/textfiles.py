@@ -32,7 +32,7 @@ def read_bytes(path: str | Path, error: type[InputError] = InputError, *, label:
     """The bytes of `path`, decompressed when its name ends in `.gz`, at most `file_mb` of them."""
     path = Path(path)
     label = str(path) if label is None else label
-    limits = limits or InputLimits.from_env()
+    limits = limits or InputLimits.current()
     cap = limits.file_bytes
     too_big = (f"{label}: the {what} holds more than {limits.file_mb:,} MB of data"
                f"{' once decompressed' if _gzipped(path) else ''}; split it, or raise the limit "

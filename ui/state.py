@@ -2,8 +2,8 @@
 
 Every tab and every visitor asks the same `ScorerHub` for a scorer. The first request loads the
 model under a lock (a second request waits for it instead of loading a second copy); a request
-with other settings frees the old model before loading the new one, so the server never holds
-two models. Nothing is loaded when the app is built.
+with other settings loads the new model first and frees the old one once it has loaded, so a
+model that cannot be loaded never costs the app its working one. Nothing is loaded when the app is built.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from core.engine.config import ScoringConfig
 from core.errors import FLRError, ModelLoadError
+from core.limits import shorten
 from ui.settings import AppSettings
 
 if TYPE_CHECKING:  # core.engine.scorer imports torch; the app must start without it
@@ -60,10 +61,8 @@ class ScorerHub:
             if rewrapped is not None:
                 self._scorer, self._config = rewrapped, config
                 return rewrapped
-            if self._scorer is not None:
-                log.info("settings changed; unloading %s", self._config.model if self._config else "?")
-                self._scorer, self._config = None, None
-                gc.collect()
+            # The new model loads while the working one stays: a name that fails to load (a
+            # typo, no network) leaves the app as it was. The old one is freed after the swap.
             log.info("loading scorer for model %r (%s mode)", config.model, config.mode)
             try:
                 scorer = self._factory(config)
@@ -71,9 +70,12 @@ class ScorerHub:
                 raise
             except Exception as err:  # anything from torch/transformers/the Hub: tell the user why
                 raise ModelLoadError(
-                    f"could not load model {config.model!r}: {type(err).__name__}: {err}"
+                    f"could not load model {config.model!r}: {type(err).__name__}: {shorten(str(err), 600)}"
                 ) from err
+            if self._scorer is not None:
+                log.info("settings changed; unloading %s", self._config.model if self._config else "?")
             self._scorer, self._config = scorer, config
+            gc.collect()
             self.loads += 1
             return scorer
 

@@ -16,7 +16,9 @@ import plotly.graph_objects as go
 
 from core import names as C
 from core.engine.conversation import Conversation, parse_conversation
-from core.errors import ConversationError
+from core.errors import ConversationError, FollowupSetError
+from core.limits import InputLimits
+from core.textfiles import read_text
 from core.engine.followups import FollowupSet, default_followups, parse_followups
 from core.engine.results import ConversationScore
 from ui import examples, exports, gpu, plots
@@ -50,6 +52,8 @@ def conversation_with_reply(context: str, reply: str, label: str) -> Conversatio
     if not reply or not reply.strip():
         raise ConversationError(f"{label} is empty; write the assistant reply to score")
     placeholder = "(candidate reply)"
+    InputLimits.current().check_paste(context or "", "pasted conversation", ConversationError)
+    InputLimits.current().check_text(reply, label, "reply", ConversationError)
     stripped = (context or "").strip()
     if not stripped:
         raise ConversationError("the conversation is empty; paste the turns up to the user's last message")
@@ -115,6 +119,7 @@ def score_conversation(state: AppState, text: str, followups_text: str, categori
                        model: str, mode: str, aggregation: str, progress: gr.Progress = gr.Progress(track_tqdm=True)
                        ) -> tuple[str, go.Figure, go.Figure, pd.DataFrame, dict[str, Any]]:
     """Score handler: summary, reward chart, means chart, follow-up table, JSON record."""
+    InputLimits.current().check_paste(text or "", "pasted conversation", ConversationError)
     conversation = parse_conversation(text, "pasted conversation")
     followups = chosen_followups(followups_text, categories)
     [result] = score_all(state, [conversation], followups, model, mode, aggregation, progress)
@@ -205,7 +210,7 @@ def upload_followups(path: str | None) -> tuple[str, dict[str, Any], str]:
     """Load an uploaded follow-up set into the editor after checking it."""
     if not path:
         raise ConversationError("no file received; choose a follow-up set JSON file")
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(path, FollowupSetError, label=Path(path).name, what="follow-up set")
     followups = parse_followups(text, Path(path).name)
     pretty = json.dumps(followups.to_dict(), indent=2, ensure_ascii=False)
     update, message = apply_followups(pretty)

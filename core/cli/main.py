@@ -16,7 +16,7 @@ from typing import Sequence
 
 from core.cli import compare, evaluate, followups, mine, score, serve, tune
 from core.errors import FLRError
-from core.limits import apply_limit_flags, shorten
+from core.limits import InputLimits, shorten, use_limits
 
 MESSAGE_LIMIT = 2000  # characters of an error line; quoted input beyond this is cut
 
@@ -42,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        apply_limit_flags(args.limit)
-        return int(args.func(args) or 0)
+        with use_limits(InputLimits.from_env().with_flags(args.limit)):
+            return int(args.func(args) or 0)
     except FLRError as err:
         print(f"error: {shorten(str(err), MESSAGE_LIMIT)}", file=sys.stderr)
         return 2

@@ -20,6 +20,8 @@ AGGREGATIONS = ("mean", "sum", "paper")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 ENV_PREFIX = "FLR_"
+MAX_BATCH_SIZE = 1_000_000  # follow-ups per pass; more is a typo (the GPU memory caps a pass anyway)
+MAX_LENGTH = 10_000_000  # tokens; longer than any model's context
 WEIGHT_FIELDS = ("model", "device", "dtype", "trust_remote_code")  # changing these loads other weights
 
 
@@ -47,8 +49,12 @@ class ScoringConfig:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise ConfigError(f"batch size must be a positive integer; got {self.batch_size!r}")
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise ConfigError(f"batch size must be at most {MAX_BATCH_SIZE:,}; got {self.batch_size!r}")
         if self.max_length is not None and (not _is_int(self.max_length) or self.max_length < 8):
             raise ConfigError(f"max length must be an integer of at least 8 tokens; got {self.max_length!r}")
+        if self.max_length is not None and self.max_length > MAX_LENGTH:
+            raise ConfigError(f"max length must be at most {MAX_LENGTH:,} tokens; got {self.max_length!r}")
         if not self.model:
             raise ConfigError("model must be a Hub id, a local path, a .gguf file or 'embedded'")
 

@@ -82,7 +82,7 @@ def from_utterances(items: Sequence[Any], where: str = "conversation") -> Conver
             raise ConversationError(
                 f"{where}: utterance {i} must be a string; got {type(text).__name__}"
             )
-    InputLimits.from_env().check_turns(items, where, ConversationError)
+    InputLimits.current().check_turns(items, where, ConversationError)
     _reject_empty(list(items), where)
     warnings: tuple[str, ...] = ()
     utterances = tuple(items)
@@ -234,7 +234,7 @@ def _judged(turns: list[tuple[str, str]], system: str | None, where: str) -> Con
             f"{len(turns)} turn(s) ending with the user's"
         )
     texts = [t for _, t in turns]
-    InputLimits.from_env().check_turns(texts, where, ConversationError)
+    InputLimits.current().check_turns(texts, where, ConversationError)
     _reject_empty(texts, where)
     return Conversation(tuple(texts), system)
 

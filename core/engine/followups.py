@@ -163,7 +163,7 @@ def followups_from_mapping(data: Any, where: str = "follow-up set") -> FollowupS
     if not any(k != PROVENANCE for k in data):
         raise FollowupSetError(f"{where}: no categories, only a provenance block")
     categories = []
-    limits = InputLimits.from_env()
+    limits = InputLimits.current()
     count = 0
     any_weight = False
     if PROVENANCE in data and not isinstance(data[PROVENANCE], Mapping):

@@ -24,7 +24,9 @@ from typing import Any
 
 from core.locations import cache_dir
 from core.engine.config import EMBEDDED_MODEL, ScoringConfig
+from core.engine.hub import check_local_path, prepare_hub_load
 from core.errors import ModelLoadError
+from core.limits import shorten
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +140,25 @@ def load_model(config: ScoringConfig) -> LoadedModel:
             )
         identity = f"local:{path.resolve()}:{_folder_fingerprint(path)}"
         return _load_pretrained(str(path), identity, path.name, device, dtype, config.trust_remote_code)
-    return _load_pretrained(source, f"hub:{source}", source, device, dtype, config.trust_remote_code)
+    check_local_path(source)  # a mistyped folder says "no such folder", not "bad repo id"
+    cache_only = prepare_hub_load(source)  # no Hub and not cached: fail now, not after retries
+    return _load_pretrained(source, f"hub:{source}", source, device, dtype, config.trust_remote_code,
+                            local_files_only=cache_only)
 
 
 def _load_pretrained(source: str, identity: str, name: str, device: Any, dtype: Any,
-                     trust_remote_code: bool) -> LoadedModel:
+                     trust_remote_code: bool, local_files_only: bool = False) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code,
+                                                  local_files_only=local_files_only)
         model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, trust_remote_code=trust_remote_code
+            source, dtype=dtype, trust_remote_code=trust_remote_code,
+            local_files_only=local_files_only,
         )
     except Exception as err:  # transformers raises many types; the user needs one message
-        raise ModelLoadError(f"could not load model {name!r} from {source}: {err}") from err
+        raise ModelLoadError(f"could not load model {name!r} from {source}: {shorten(str(err), 600)}") from err
     model.to(device)
     model.eval()
     revision = getattr(model.config, "_commit_hash", None)

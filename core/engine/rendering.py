@@ -84,7 +84,7 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
            mode: str, aggregation: str, max_length: int) -> RenderedConversation:
     """Requests for every follow-up, fitting `max_length` tokens by cutting from the left
     (`core.engine.truncation`: about one tokenization however many turns are dropped)."""
-    InputLimits.from_env().check_turns(conversation.utterances, "conversation", ConversationError)
+    InputLimits.current().check_turns(conversation.utterances, "conversation", ConversationError)
     if mode == "feedback":  # only the last exchange is rendered; nothing to drop
         empty, *fulls = _encode(tokenizer, conversation, ["", *followups], mode)
         dropped = 0

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import torch
 
 from core.engine.fast import allocator
+from core.engine.stopping import check_stop
 
 from core.engine.fast import attention
 from core.engine.config import ScoringConfig
@@ -131,6 +132,7 @@ class FLRScorer:
                 results.append(_result(followups, texts, first, values, DirectReader([first], self.config.aggregation, self.loaded).value(0)))
                 if progress is not None:
                     progress(len(results), len(conversations))
+            check_stop()
             reader = DirectReader(group, self.config.aggregation, self.loaded)  # Direct baseline
             if self._shared_prefix:
                 scored = self._score_packed([g.requests for g in group], reader)
@@ -258,6 +260,7 @@ class FLRScorer:
         budget = self._token_budget()
         plan = plan_passes(units, width, budget)
         while plan:
+            check_stop()  # a cancelled job stops here, between passes
             step = plan[0]
             try:
                 self._run_pass(step, prefix_ids, pieces, wanted, prefixes, read, direct)

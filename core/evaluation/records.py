@@ -97,7 +97,7 @@ def parse_records(text: str, where: str, fmt: str = "auto",
         records = _json_records(text, where, error, lines_first=fmt == "jsonl")
     else:
         raise error(f"{where}: unknown format {fmt!r}; use json, jsonl or csv")
-    InputLimits.from_env().check_records(len(records), where, error)
+    InputLimits.current().check_records(len(records), where, error)
     return records
 
 

@@ -20,7 +20,8 @@ from core.engine.config import ScoringConfig
 from core.engine.conversation import Conversation
 from core.engine.followups import FollowupSet
 from core.engine.results import ConversationScore
-from core.errors import ConversationError
+from core.engine.stopping import stop_when
+from core.errors import ConversationError, StoppedError
 from core.evaluation import metrics as M
 from core.evaluation.benchmark import Benchmark
 from core.evaluation.elo import EloTable, default_elo
@@ -148,7 +149,11 @@ class _CachedScoring:
             if cancel is not None and cancel.is_set():
                 return True
             chunk = todo[start:start + chunk_size]
-            new_scores, new_failures = self._chunk(chunk, done, total, progress)
+            try:  # the model work itself stops between passes once cancel is set
+                with stop_when(cancel.is_set if cancel is not None else None):
+                    new_scores, new_failures = self._chunk(chunk, done, total, progress)
+            except StoppedError:
+                return True
             self.cache.put_many(self.identity, self.settings, self.followups, new_scores, new_failures)
             found.scores.update(new_scores)
             found.failures.update(new_failures)

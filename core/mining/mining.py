@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,11 @@ CACHE_FOLDER = "cache"
 EMPTY_REPLY = "empty reply"
 
 
+MAX_SAMPLES = 256  # replies per prompt; more is a typo, not a plan
+MAX_NEW_TOKENS = 32_768  # longer than any context the engine scores
+MAX_TEMPERATURE = 100.0  # beyond this, sampling is uniform noise
+
+
 @dataclass(frozen=True)
 class MiningConfig:
     """How replies are sampled; everything but `batch_size` is part of the cache key."""
@@ -55,11 +61,15 @@ class MiningConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.samples, int) or self.samples < 1:
             raise ConfigError(f"samples per prompt must be a positive integer; got {self.samples!r}")
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ConfigError(f"max new tokens must be a positive integer; got {self.max_new_tokens!r}")
-        if self.temperature < 0:
-            raise ConfigError(f"temperature must be 0 (greedy) or positive; got {self.temperature!r}")
-        if not 0 < self.top_p <= 1:
+        if self.samples > MAX_SAMPLES:
+            raise ConfigError(f"samples per prompt must be at most {MAX_SAMPLES}; got {self.samples!r}")
+        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
+            raise ConfigError(f"max new tokens must be a positive integer of at most {MAX_NEW_TOKENS}; "
+                              f"got {self.max_new_tokens!r}")
+        if not math.isfinite(self.temperature) or not 0 <= self.temperature <= MAX_TEMPERATURE:
+            raise ConfigError(f"temperature must be 0 (greedy) or a positive number up to "
+                              f"{MAX_TEMPERATURE:g}; got {self.temperature!r}")
+        if not math.isfinite(self.top_p) or not 0 < self.top_p <= 1:
             raise ConfigError(f"top-p must be in (0, 1]; got {self.top_p!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch size must be a positive integer; got {self.batch_size!r}")

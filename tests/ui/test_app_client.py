@@ -127,7 +127,7 @@ def test_embedded_model_in_the_running_app(tmp_path):
         assert "Overall FLR" in summary and math.isfinite(record["flr"])
         assert set(record["categories"]) == {"relevance", "correctness"}
         assert all(math.isfinite(v) for row in table["data"] for v in row[3:4])
-        with pytest.raises(AppError, match="could not load model|not found|does not exist"):
+        with pytest.raises(AppError, match="could not load model|not found|does not exist|no such folder"):
             client.predict(CONVERSATION, "", ALL, str(tmp_path / "no-such-model"), "base", "mean",
                            api_name="/score")
         again = score(client, CONVERSATION, ["relevance", "correctness"])[4]

@@ -32,9 +32,9 @@ def paper_pair(tmp_path) -> list[str]:
     """Precomputed rewards (mean pos - mean neg): accept 1, 1, 1, 0; reject 0, 0, 0, 1 -> accuracy 3/4."""
     conv = ["Hi", "Hello"]
     accept = [{"conversation": conv, "positive": [1.0, 0.0], "negative": [-0.5, -0.5]}] * 3 + [
-        {"conversation": conv, "positive": [0.0], "negative": [0.0]}]
-    reject = [{"conversation": conv, "positve": [0.0], "negative": [0.0]}] * 3 + [
-        {"conversation": conv, "positve": [1.0], "negative": [0.0]}]
+        {"conversation": conv, "positive": [0.0, 0.0], "negative": [0.0, 0.0]}]
+    reject = [{"conversation": conv, "positve": [0.0, 0.0], "negative": [0.0, 0.0]}] * 3 + [
+        {"conversation": conv, "positve": [1.0, 1.0], "negative": [0.0, 0.0]}]
     return [str(write_jsonl(tmp_path / "toy_accept_relevance.jsonl", accept)),
             str(write_jsonl(tmp_path / "toy_reject_relevance.jsonl", reject))]
 
