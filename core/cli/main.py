@@ -26,7 +26,7 @@ COMMANDS = (score, evaluate, mine, serve, tune, followups, compare)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flr", description="FLR Studio command line")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+    parser.add_argument("--limit", dest="input_limits", action="append", default=[], metavar="NAME=N",
                         help="raise an input limit for this run, e.g. --limit turns=20000 "
                              "(turn_chars, conversation_chars, turns, records, followups, "
                              "followup_chars, file_mb; also FLR_MAX_<NAME>)")
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        with use_limits(InputLimits.from_env().with_flags(args.limit)):
+        with use_limits(InputLimits.from_env().with_flags(args.input_limits)):
             return int(args.func(args) or 0)
     except FLRError as err:
         print(f"error: {shorten(str(err), MESSAGE_LIMIT)}", file=sys.stderr)
