@@ -71,6 +71,20 @@ def test_hub_wraps_unexpected_load_errors_and_keeps_working():
     assert hub.get(ScoringConfig(model="good")).config.model == "good"
 
 
+def test_hub_keeps_the_working_model_when_another_fails_to_load():
+    def factory(config):
+        if config.model == "typo":
+            raise ModelLoadError("typo: no such folder or file")
+        return Counted(config)
+
+    hub = ScorerHub(factory)
+    working = hub.get(ScoringConfig(model="good"))
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        hub.get(ScoringConfig(model="typo"))
+    assert hub.loaded_config.model == "good" and hub.get(ScoringConfig(model="good")) is working
+    assert hub.loads == 1
+
+
 def test_settings_from_env():
     settings = AppSettings.from_env({
         "FLR_MODEL": "org/b", "FLR_MODE": "feedback", "FLR_ALLOWED_MODELS": "org/a,org/b,",
