@@ -185,7 +185,9 @@ def _value_list(value: Any, where: str, field_name: str) -> tuple[float, ...]:
         raise BenchmarkFormatError(
             f"{where}: {field_name!r} must be a non-empty list of numbers (one per follow-up); "
             f"got {str(value)[:80]}")
-    return tuple(_finite(v, where, field_name) for v in value)
+    # NaN / infinite values are kept: judging skips that row for every signal, with the reason in
+    # the report, so one bad row neither stops the file nor shrinks only some of the figures.
+    return tuple(float(v) for v in value)
 
 
 def _finite(value: Any, where: str, field_name: str) -> float:

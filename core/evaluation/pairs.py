@@ -47,6 +47,8 @@ def usable_pairs(rows: pd.DataFrame) -> tuple[list[int], list[dict[str, Any]]]:
 
 def outcomes(good: pd.DataFrame, ok: list[int], column: str) -> tuple[np.ndarray, int]:
     """Per pair (in the order of `ok`): the outcome of `column`, and how many pairs tie."""
+    if not ok:  # nothing judged yet (e.g. a run cancelled before its first chunk): no outcomes
+        return np.empty(0, dtype=float), 0
     by_side = good.groupby([COL_ROW, COL_SIDE], sort=False)[column].agg(["min", "max", "size"])
     chosen = by_side.xs(CHOSEN, level=COL_SIDE).reindex(ok)
     rejected = by_side.xs(REJECTED, level=COL_SIDE).reindex(ok)

@@ -280,3 +280,26 @@ def test_scores_cached_before_direct_existed_are_scored_again(tmp_path: Path) ->
     assert again["benchmarks"][0]["baselines"]["direct"] == first["benchmarks"][0]["baselines"]["direct"]
     once()
     assert len(made) == 2  # now cached with Direct: no model
+
+
+
+def test_a_run_cancelled_before_any_pair_is_scored_reports_no_accuracy_instead_of_crashing(tmp_path: Path) -> None:
+    """Every pair skipped (cancelled before the first chunk): judging used to raise KeyError."""
+    import threading
+
+    from core.engine.config import ScoringConfig
+    from core.engine.followups import default_followups
+    from core.evaluation.detect import detect_benchmarks
+    from core.evaluation.runner import run_evaluation
+    from tests.fakes import FakeScorer
+
+    write_jsonl(tmp_path / "hh.jsonl", [{"chosen": f"\n\nHuman: q{i}\n\nAssistant: good {i}",
+                                         "rejected": f"\n\nHuman: q{i}\n\nAssistant: bad"} for i in range(6)])
+    cancel = threading.Event()
+    cancel.set()
+    report = run_evaluation(detect_benchmarks([tmp_path / "hh.jsonl"]), scorer_factory=FakeScorer,
+                            config=ScoringConfig(model="fake"), followups=default_followups(),
+                            cache_path=None, cancel=cancel)
+    (b,) = report.to_dict()["benchmarks"]
+    assert report.cancelled and b["metrics"]["n"] == 0 and b["metrics"]["accuracy"] is None
+    assert len(b["skipped"]) == 6
