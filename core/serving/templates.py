@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from core.engine.conversation import Conversation, parse_turns
 from core.errors import InputError
+from core.limits import InputLimits
 
 _ROLES = {"user": "user", "human": "user", "assistant": "assistant", "model": "assistant",
           "gpt": "assistant", "system": "system", "[inst]": "user", "[/inst]": "assistant",
@@ -78,6 +79,7 @@ def split_query(query: str, prompt: str | None = None, forced: QueryTemplate | N
 
     With `prompt` (the rendered prompt the policy generated from) the response is whatever the
     query has after it; without it, the query's last assistant turn is the response."""
+    InputLimits.current().check_paste(query, where, QueryFormatError)  # before any pattern runs
     if not isinstance(query, str):
         raise QueryFormatError(f"{where}: expected a string; got {type(query).__name__}")
     template = recognise(query, forced)
@@ -103,7 +105,9 @@ def conversation_of(messages: list[dict[str, str]], where: str) -> Conversation:
     if not turns or turns[-1][0] != "assistant":
         raise QueryFormatError(f"{where}: expected turns ending with the assistant's response; got "
                                f"{len(turns)} turn(s) ending with the {turns[-1][0] if turns else 'prompt'}'s")
-    return Conversation(tuple(text for _, text in turns), system)
+    texts = tuple(text for _, text in turns)
+    InputLimits.current().check_turns(texts, where, QueryFormatError)  # the same limits as `flr score`
+    return Conversation(texts, system)
 
 
 def template_named(name_or_model: str) -> QueryTemplate:
