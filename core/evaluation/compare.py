@@ -95,7 +95,7 @@ def _rating(a: BenchmarkResult, b: BenchmarkResult, samples: int, seed: int) -> 
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(common), size=(samples, len(common)))
     out = []
-    for metric, f in (("pearson", _pearson), ("spearman", lambda u, v: _pearson(_ranks(u), _ranks(v)))):
+    for metric, f in (("pearson", M.pearson_rows), ("spearman", lambda u, v: M.pearson_rows(_ranks(u), _ranks(v)))):
         va, vb = f(x[None, :], truth[None, :])[0], f(y[None, :], truth[None, :])[0]
         diffs = f(y[idx], truth[idx]) - f(x[idx], truth[idx])
         diffs = diffs[~np.isnan(diffs)]
@@ -114,16 +114,6 @@ def _side_by_side(a: BenchmarkResult, b: BenchmarkResult, why: str, signal: str 
     return {"benchmark": a.name, "kind": a.kind, "signal": signal, "metric": metric,
             "n": min(a.n, b.n), "A": va, "B": vb, "B - A": vb - va, "ci_low": math.nan,
             "ci_high": math.nan, "note": f"no paired interval: {why}"}
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    xc = x - x.mean(axis=1, keepdims=True)
-    yc = y - y.mean(axis=1, keepdims=True)
-    den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (xc * yc).sum(axis=1) / den
-    r[den == 0] = np.nan
-    return r
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:

@@ -145,7 +145,7 @@ def _corr_value(method: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float
     return float(res.statistic), float(res.pvalue)
 
 
-def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r of each row pair of two (samples, n) arrays, NaN where a row is constant."""
     xc = x - x.mean(axis=1, keepdims=True)
     yc = y - y.mean(axis=1, keepdims=True)
@@ -159,9 +159,9 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _bootstrap_corr(method: str, x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
     xs, ys = x[idx], y[idx]
     if method == "pearson":
-        return _pearson_rows(xs, ys)
+        return pearson_rows(xs, ys)
     if method == "spearman":
-        return _pearson_rows(stats.rankdata(xs, axis=1), stats.rankdata(ys, axis=1))
+        return pearson_rows(stats.rankdata(xs, axis=1), stats.rankdata(ys, axis=1))
     return _kendall_rows(xs, ys)
 
 
@@ -258,7 +258,7 @@ def _bootstrap_ranking(method: str, boot_means: np.ndarray, ref: np.ndarray) -> 
         full = boot_means[complete]
         refs = np.broadcast_to(ref, full.shape)
         if method == "spearman":
-            out[complete] = _pearson_rows(stats.rankdata(full, axis=1), stats.rankdata(refs, axis=1))
+            out[complete] = pearson_rows(stats.rankdata(full, axis=1), stats.rankdata(refs, axis=1))
         else:
             out[complete] = _kendall_rows(full, np.array(refs))
     for i in np.flatnonzero(~complete):
