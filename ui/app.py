@@ -64,12 +64,41 @@ def build_app(settings: AppSettings | None = None, *, scorer_factory: ScorerFact
 
 
 def launch_options(settings: AppSettings, **overrides: Any) -> dict[str, Any]:
-    """Keyword arguments for `demo.launch`: server address, upload limit, styling."""
+    """Keyword arguments for `demo.launch`: server address, upload limit, styling, and which of
+    the server's folders gradio may hand to visitors (`served_paths`)."""
+    allowed, blocked = served_paths(settings)
     options: dict[str, Any] = dict(
         server_name=settings.server_name, server_port=settings.server_port,
         max_file_size=settings.max_file_size, css=CSS, theme=gr.themes.Soft(),
-        allowed_paths=[str(tab_batch.SAMPLES_DIR)],  # bundled samples are served as uploads
+        allowed_paths=allowed, blocked_paths=blocked,
     )
     options.update(overrides)
     return options
+
+
+def served_paths(settings: AppSettings) -> tuple[list[str], list[str]]:
+    """`allowed_paths` and `blocked_paths` for `launch`: the bundled samples and the exports
+    folder may be handed out; the score cache never.
+
+    How gradio 6 matches them (gradio/utils.py `is_allowed_file`, `is_in_or_equal`): a path is
+    refused when it lies in or equals a blocked path (compared lower-cased), otherwise accepted
+    when it lies in or equals an allowed path (both resolved). Two places ask:
+    - a file a handler returns is copied into gradio's cache only if it is in `allowed_paths`,
+      the working directory or the system temp dir (gradio/processing_utils.py `_check_allowed`);
+      every run writes its downloads under `FLR_WORK_DIR/exports` (~/.cache/... by default, a
+      Space's /home/user), which is neither, so that folder must be listed or every download fails
+      with InvalidPathError;
+    - `GET /gradio_api/file=PATH` serves only files in `allowed_paths` or in gradio's own upload
+      and cache folders (gradio/route_utils.py `file_fetch`); working and temp dir are not served.
+    So only `exports/` is opened, not `FLR_WORK_DIR` itself: the score cache next to it
+    (scores.sqlite and SQLite's -wal/-shm/-journal files) stays unreachable, and is blocked as
+    well in case an owner puts the work dir inside an allowed folder. Visitors are given the
+    cache copies' URLs, never a path under exports/, whose run folders have random names.
+    Uploads stay where gradio keeps them (its upload folder, served by gradio's own rule only).
+    """
+    cache = str(settings.cache_path)
+    allowed = [str(tab_batch.SAMPLES_DIR),  # bundled samples are loaded as uploads
+               str(settings.exports_dir)]
+    blocked = [cache] + [cache + suffix for suffix in ("-wal", "-shm", "-journal")]
+    return allowed, blocked
 

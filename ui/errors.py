@@ -29,16 +29,27 @@ MESSAGE_CHARS = 1000  # an error box longer than this is not read
 
 
 def to_gr_error(err: BaseException) -> gr.Error:
+    """`err` as a gr.Error whose message says what went wrong and what to do. Gradio prints the
+    traceback of a gr.Error unless `print_exception` is off; an unexpected error is logged here
+    once, with its traceback, and a visitor's mistake needs none."""
     if isinstance(err, gr.Error):
+        if not str(err.message or "").strip():  # an empty toast titled "Error" helps nobody
+            err.message = ("This step failed without saying why. Try again; if it keeps failing, "
+                           "the server log has the details.")
+        err.print_exception = False
         return err
     if isinstance(err, ModelLoadError):
         return gr.Error(f"{public_message(str(err))} Check the model name, or choose another model.",
                         title="Model not loaded", print_exception=False)
     if isinstance(err, FLRError):
-        return gr.Error(public_message(str(err)), title="Cannot use this input", print_exception=False)
-    log.exception("unexpected error in a UI handler", exc_info=err)
-    return gr.Error(f"Unexpected error: {type(err).__name__}: {public_message(str(err))} "
-                    "(details in the server log)")
+        text = public_message(str(err)) or f"this input cannot be used ({type(err).__name__})"
+        return gr.Error(text, title="Cannot use this input", print_exception=False)
+    log.error("unexpected error in a UI handler", exc_info=err)
+    detail = public_message(str(err))
+    return gr.Error(f"Something went wrong on the server ({type(err).__name__}"
+                    + (f": {detail}" if detail else "") + "). This is a bug, not your input: try "
+                    "again, and if it keeps happening report it with the time; the server log has "
+                    "the details.", title="Unexpected error", print_exception=False)
 
 
 def public_message(message: str) -> str:
@@ -60,9 +71,10 @@ def user_errors(fn: F) -> F:
         try:
             with use_limits(app_limits()):  # per-request input caps (ui.limits)
                 return fn(*args, **kwargs)
-        except gr.Error:
-            raise
+        except gr.Error as err:
+            raise to_gr_error(err) from None
         except Exception as err:
             raise to_gr_error(err) from err
 
+    wrapper.user_errors = True  # type: ignore[attr-defined]  # checked for every event (tests/ui)
     return wrapper  # type: ignore[return-value]

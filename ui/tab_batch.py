@@ -41,6 +41,7 @@ AUTO = "detect from the files"
 UNITS = {"pairwise": "pairs", "rating": "rated replies", "ranking": "model responses"}
 BATCH_CONCURRENCY = 4  # batch runs handled at once; their model work still takes turns
 CHUNK_SHARE = 0.8  # of the ZeroGPU budget spent scoring before handing the GPU back
+EMPTY_REPORT = EvaluationReport([])  # its frames give the tables' headers before a run
 METRIC_COLUMNS = ["benchmark", "kind", "category", "signal", "metric", "value", "95% CI", "p_value", "n"]
 
 
@@ -132,6 +133,7 @@ def preview(files: Any, kind: str, score_field: str, dataset: str | None = None,
     return describe_benchmarks(benchmarks), note
 
 
+@user_errors
 def load_sample(name: str) -> list[str]:
     sets = sample_sets()
     if name not in sets:
@@ -252,6 +254,7 @@ def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any,
             report.skipped_frame(), downloads, kept)
 
 
+@user_errors
 def cancel_run(state: AppState, request: gr.Request) -> str:
     session = getattr(request, "session_hash", None) or "local"
     if state.cancels.cancel(session):
@@ -307,9 +310,11 @@ def build(ctx: AppContext) -> None:
     metrics = gr.Dataframe(pd.DataFrame(columns=METRIC_COLUMNS), label="Metrics (FLR, its categories and baselines incl. Direct, on the same rows; 95% CIs: Wilson for accuracy, bootstrap for correlations)",
                            interactive=False, show_search="filter", elem_id="batch-metrics")
     with gr.Accordion("Summary across benchmarks (pooled by rows; RewardBench score where subsets are RewardBench's)", open=False):
-        summary = gr.Dataframe(interactive=False, elem_id="batch-summary")
+        summary = gr.Dataframe(EMPTY_REPORT.summary_frame(), interactive=False,  # headers, not 1 2 3
+                               elem_id="batch-summary")
     with gr.Accordion("Skipped rows", open=False):
-        skipped = gr.Dataframe(interactive=False, wrap=True, elem_id="batch-skipped")
+        skipped = gr.Dataframe(EMPTY_REPORT.skipped_frame(), interactive=False, wrap=True,
+                               elem_id="batch-skipped")
     downloads = gr.File(label="Downloads: scored rows (paper-layout JSONL, CSV) and REPORT.json",
                         file_count="multiple", interactive=False, elem_id="batch-downloads",
                         height=160)
@@ -327,5 +332,5 @@ def build(ctx: AppContext) -> None:
         # its own queue: files with precomputed values need no model and must not wait behind
         # model jobs; model work inside waits for `state.model_slots` instead
         api_name="evaluate", concurrency_id="batch", concurrency_limit=BATCH_CONCURRENCY)
-    run_event.then(lambda: "", None, [status], api_visibility="private")
+    run_event.then(user_errors(lambda: ""), None, [status], api_visibility="private")
     cancel_button.click(bind(cancel_run, state), None, [status], api_visibility="private", queue=False)

@@ -217,6 +217,7 @@ def upload_followups(path: str | None) -> tuple[str, dict[str, Any], str]:
     return pretty, update, message
 
 
+@user_errors
 def reset_followups() -> tuple[str, dict[str, Any], str]:
     text = default_followups_json()
     update, message = apply_followups(text)
