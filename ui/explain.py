@@ -20,7 +20,7 @@ from core.errors import ConfigError
 from core.engine.config import ScoringConfig
 from core.engine.followups import FollowupSet
 from ui.errors import user_errors
-from ui.gpu import LOAD_SECONDS, SECONDS_PER_CONVERSATION, held_scorer, on_gpu
+from ui.gpu import CALL_SECONDS, SLACK, conversation_tokens, followup_count, held_scorer, load_seconds, on_gpu, scoring_seconds
 from ui.state import AppState, ScorerFactory
 from ui.tab_score import chosen_followups, conversation_with_reply, display_frame
 
@@ -63,7 +63,8 @@ def _explainable(scorer: Any) -> Any:
 
 def _explain_seconds(factory: ScorerFactory, config: ScoringConfig, conversations: list,
                      followups: FollowupSet) -> float:
-    return LOAD_SECONDS + 2 * SECONDS_PER_CONVERSATION * len(conversations)
+    work = scoring_seconds(config, [conversation_tokens(c) for c in conversations], followup_count(followups))
+    return CALL_SECONDS + load_seconds(config) + 2 * SLACK * work  # twice: per-token values read back too
 
 
 @on_gpu(_explain_seconds)

@@ -40,7 +40,6 @@ SAMPLES_DIR = ASSETS_DIR / "samples"
 AUTO = "detect from the files"
 UNITS = {"pairwise": "pairs", "rating": "rated replies", "ranking": "model responses"}
 BATCH_CONCURRENCY = 4  # batch runs handled at once; their model work still takes turns
-CHUNK_SHARE = 0.8  # of the ZeroGPU budget spent scoring before handing the GPU back
 EMPTY_REPORT = EvaluationReport([])  # its frames give the tables' headers before a run
 METRIC_COLUMNS = ["benchmark", "kind", "category", "signal", "metric", "value", "95% CI", "p_value", "n"]
 
@@ -164,16 +163,25 @@ def evaluate(state: AppState, benchmarks: Sequence[Benchmark], *, config: Any, f
 def _evaluate_in_chunks(state: AppState, benchmarks: Sequence[Benchmark], config: Any, followups: Any,
                         options: EvaluationOptions, cancel: threading.Event,
                         progress: Callable[[int, int, str], None] | None) -> EvaluationReport:
-    seconds = CHUNK_SHARE * state.settings.gpu_seconds
-    scored = 0
+    """GPU calls each asking for the time its share of the work needs (`ui.gpu.chunk_plan`),
+    within `FLR_GPU_SECONDS`; the visitor is warned first when a day's quota will not cover it."""
+    todo = gpu.conversations_to_score(benchmarks, options.limit, cache_path=state.settings.cache_path,
+                                      config=config, followups=followups)
+    plan = gpu.chunk_plan(config, todo, followups, state.settings.gpu_seconds)
+    log.info("ZeroGPU plan: %d conversation(s), ~%.0f s of scoring in %d call(s) asking %.0f s",
+             plan.conversations, plan.work, plan.calls, plan.requested)
+    if warning := plan.quota_warning():
+        gr.Warning(warning, duration=None)
+    remaining, scored = len(todo), 0
     while True:
         report = gpu.evaluate_chunk(state.factory, config, list(benchmarks), followups,
-                                    state.settings.cache_path, options, seconds)
+                                    state.settings.cache_path, options, plan.work_for(remaining))
         stats = report.stats
         scored += stats.get("scored", 0)
+        done = stats.get("from_cache", 0) + stats.get("scored", 0) + stats.get("failed", 0)
+        remaining = max(stats.get("to_score", 0) - done, 0)
         if progress:
-            progress(stats.get("from_cache", 0) + stats.get("scored", 0), stats.get("to_score", 0),
-                     "scoring on the GPU")
+            progress(done, stats.get("to_score", 0), "scoring on the GPU")
         if not report.cancelled or stats.get("scored", 0) == 0 or cancel.is_set():
             break
         log.info("ZeroGPU chunk done (%d scored); continuing", stats.get("scored", 0))

@@ -255,3 +255,5 @@ def test_the_readme_command_score_batch_dashboards_mine(browser, tmp_path, zero_
         calls = [json.loads(line) for line in gpu_log.read_text().splitlines() if line.strip()]
         assert {c["function"] for c in calls} == {"score_conversations", "mine_samples"}, calls
         assert all(c["ok"] for c in calls), calls
+        # sized from the work (ui/gpu.py): one conversation, or 2 short replies, on the 135M model
+        assert all(c["duration"] < 30 for c in calls), calls

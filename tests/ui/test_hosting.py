@@ -42,10 +42,12 @@ def test_gpu_durations_grow_with_the_work_and_stay_capped():
     from core.engine.config import ScoringConfig
     from core.mining.mining import MiningConfig
 
+    from core.engine.followups import default_followups
+
     config = ScoringConfig()
-    one = gpu._score_seconds(None, config, ["c"], None)
-    many = gpu._score_seconds(None, config, ["c"] * 50, None)
-    assert gpu.LOAD_SECONDS < one < many
+    one = gpu._score_seconds(None, config, ["c"], default_followups())
+    many = gpu._score_seconds(None, config, ["c"] * 50, default_followups())
+    assert gpu.load_seconds(config) < one < many
     small = gpu._mine_seconds(None, None, config, ["p"], None, MiningConfig(samples=2, max_new_tokens=16))
     big = gpu._mine_seconds(None, None, config, ["p"] * 20, None, MiningConfig(samples=8, max_new_tokens=512))
     assert small < big

@@ -216,7 +216,7 @@ def test_zero_gpu_runs_in_chunks_until_done(tmp_path, hh_pairs, monkeypatch):
     original = gpu.evaluate_chunk
     monkeypatch.setattr(gpu, "evaluate_chunk", lambda *args: chunks.append(args[-1]) or original(*args))
     headline, *_ = run(state, hh_pairs)
-    assert len(chunks) >= 2  # 20 conversations at 0.1 s do not fit one 0.8 s chunk
+    assert len(chunks) >= 2  # 20 conversations at 0.1 s do not fit one call of a 1 s budget
     assert "accuracy 1.000" in headline and "cancelled" not in headline
     assert "20 conversation(s) scored" in headline
     assert len(made) == 1 and made[0].conversations == 20 and state.hub.loads == 0
