@@ -53,8 +53,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 # conversations on a 135M model still asks for seconds, not minutes.
 CALL_SECONDS = 3.0  # starting the worker, pickling arguments and results
 LOAD_BASE_SECONDS = 5.0  # the first call in a worker loads the model: a fixed part...
-LOAD_SECONDS_PER_GB = 10.0  # ...plus reading (or downloading) its bf16 weights
-TOKENS_PER_SECOND_1B = 5_000  # scored (forward) tokens per second on a ZeroGPU slice, 1B parameters
+LOAD_SECONDS_PER_GB = 4.0  # ...plus reading its bf16 weights (~250 MB/s; list the model in preload_from_hub)
+# scored (forward) tokens per second on a ZeroGPU slice (an H200 share) for 1B parameters: about a
+# fifth of its bf16 peak, an estimate, not a measurement; larger models are that much slower
+TOKENS_PER_SECOND_1B = 40_000
 MAX_TOKENS_PER_SECOND = 20_000  # small models are bound by per-pass overheads, not by their size
 FOLLOWUP_TOKENS = 24  # one follow-up utterance with its chat-template tokens
 CHARS_PER_TOKEN = 3.0  # conversation text to tokens, rounded towards more tokens
@@ -253,9 +255,10 @@ def chunk_plan(config: ScoringConfig, conversations: Sequence[Any], followups: F
     """Split the scoring of `conversations` into GPU calls of at most `budget` seconds each."""
     tokens = [conversation_tokens(c) for c in conversations]
     work = scoring_seconds(config, tokens, followup_count(followups))
-    per_call = max(MIN_WORK_SECONDS, (budget - CALL_SECONDS - load_seconds(config) - METRICS_SECONDS) / SLACK)
-    calls = max(1, math.ceil(work / per_call))
     fixed = CALL_SECONDS + load_seconds(config) + METRICS_SECONDS  # as `_chunk_seconds` asks
+    # a model whose loading alone fills the budget still gets calls holding real work
+    per_call = max(MIN_WORK_SECONDS, (budget - fixed) / SLACK, budget / (2 * SLACK))
+    calls = max(1, math.ceil(work / per_call))
     requested = calls * fixed + SLACK * work
     return ChunkPlan(len(conversations), work, per_call, calls, requested)
 

@@ -266,3 +266,25 @@ def test_dashboards_compare_the_last_two_runs(tmp_path, paper_pair):
     *_, reports = run(state, paper_pair, reports)
     table = tab_dashboards.compare_runs(reports, None, None)
     assert list(table["B - A"])[0] == 0.0 and "paired bootstrap" in list(table["note"])[0]
+
+
+@pytest.mark.parametrize("model, warned", [("embedded", False), ("Qwen/Qwen2.5-72B-Instruct", True)])
+def test_zero_gpu_warns_before_a_run_the_daily_quota_will_not_cover(tmp_path, hh_pairs, monkeypatch,
+                                                                     model, warned):
+    from ui import gpu
+
+    warnings, asked = [], []
+    monkeypatch.setattr(tab_batch.gr, "Warning", lambda message, **kw: warnings.append(message))
+    original = gpu.evaluate_chunk
+
+    def record(*args):
+        asked.append(gpu._chunk_seconds(*args))
+        assert not warned or warnings, "the warning comes before the first GPU call"
+        return original(*args)
+
+    monkeypatch.setattr(gpu, "evaluate_chunk", record)
+    state = AppState(AppSettings(work_dir=tmp_path / "work", zero_gpu=True), FakeScorer)
+    headline, *_ = run(state, hh_pairs, model=model)
+    assert "20 conversation(s) scored" in headline
+    assert bool(warnings) == warned and (not warned or "anonymous visitor" in warnings[0])
+    assert all(seconds <= state.settings.gpu_seconds or model != "embedded" for seconds in asked)
