@@ -226,6 +226,10 @@ def test_the_readme_command_score_batch_dashboards_mine(browser, tmp_path, zero_
         assert refused(url, pair[0]), "a file outside the app's folders is served"
         (home / ".netrc").write_text("machine example.com password secret")
         assert refused(url, home / ".netrc")
+        staged = tmp_path / "elsewhere-tmp" / "flr-upload-x" / "mybench_accept_relevance.jsonl"
+        staged.parent.mkdir()
+        staged.write_bytes(pair[0].read_bytes())  # where the Batch tab puts uploads side by side
+        assert refused(url, staged), "a file in the system temp dir is served"
 
         # -- Dashboards: the run just made
         open_tab(page, "Dashboards")
