@@ -10,9 +10,10 @@ conversation prefix that the fast path computes once (`core.engine.scorer`) alre
 reply. `core.engine.rendering.reply_span` finds the reply's tokens in the rendered conversation (the tokens that the
 rendering with the reply has and the rendering with an empty reply lacks, as follow-ups are
 found in `core.engine.rendering`); `DirectReader` runs the output head at those positions of
-the prefix's hidden states during the pass that computes the prefix. Only where the prefix
-path is not used (a model whose shared-prefix attention failed the self-check, or the first
-conversation of a scorer, which is scored alone for that check) is the reply read from a plain
+the prefix's hidden states during the pass that computes the prefix (the first conversation
+of a scorer, scored alone for the self-check, included: a conversation's Direct is the same
+whichever worker or shard position it lands in). Only where the prefix path is not used (a
+model whose shared-prefix attention failed the self-check) is the reply read from a plain
 forward pass of the conversation (`direct_by_forward`), the slow, obvious computation the fast
 one is tested against.
 

@@ -128,8 +128,12 @@ class FLRScorer:
         for group in self._conversation_groups(conversations, texts):
             if not self._checked:  # the first conversation goes through the self-check alone
                 first = group.pop(0)
-                values = self.score_requests(first.requests)
-                results.append(_result(followups, texts, first, values, DirectReader([first], self.config.aggregation, self.loaded).value(0)))
+                # Direct read from the same packed pass as every later conversation's, so a
+                # conversation's Direct does not depend on whether it came first to this scorer
+                # (a Ray worker's shard starts anywhere in the input)
+                first_reader = DirectReader([first], self.config.aggregation, self.loaded)
+                values = self.score_requests(first.requests, first_reader)
+                results.append(_result(followups, texts, first, values, first_reader.value(0)))
                 if progress is not None:
                     progress(len(results), len(conversations))
             check_stop()
@@ -144,13 +148,14 @@ class FLRScorer:
                     progress(len(results), len(conversations))
         return results
 
-    def score_requests(self, requests: Sequence[Request]) -> list[float]:
-        """Aggregated score of each request (fast path, self-checked on first use)."""
+    def score_requests(self, requests: Sequence[Request], direct: DirectReader | None = None) -> list[float]:
+        """Aggregated score of each request (fast path, self-checked on first use); `direct`
+        reads the reply's own tokens during the same pass (one conversation's requests)."""
         if not requests:
             return []
         if not self._shared_prefix:
             return [self._score_single(r) for r in requests]
-        values = self._score_shared_prefix(requests)
+        values = self._score_shared_prefix(requests, direct)
         if not self._checked:
             self._checked = True
             probe = list(range(min(2, len(requests))))
@@ -160,6 +165,8 @@ class FLRScorer:
                 log.warning("shared-prefix scoring differs from the reference by %.2e on %s; "
                             "using per-sequence scoring for this model", worst, self.loaded.name)
                 self._shared_prefix = False
+                if direct is not None:
+                    direct.values.clear()  # read again by the plain forward pass, like the scores
                 return [self._score_single(r) for r in requests]
         return values
 
@@ -215,9 +222,9 @@ class FLRScorer:
         rows = logits.float()[[p - first for p in request.positions]]
         return self._aggregate(rows, request)
 
-    def _score_shared_prefix(self, requests: Sequence[Request]) -> list[float]:
+    def _score_shared_prefix(self, requests: Sequence[Request], direct: DirectReader | None = None) -> list[float]:
         """The fast path for one conversation's requests."""
-        return self._score_packed([requests])[0]
+        return self._score_packed([requests], direct)[0]
 
     def _score_packed(self, groups: Sequence[Sequence[Request]],
                       direct: DirectReader | None = None) -> list[list[float]]:

@@ -173,7 +173,7 @@ def test_model_without_chat_template_uses_plain_format(tiny_plain_model_dir):
 
 def test_self_check_falls_back_when_fast_path_disagrees(tiny_model_dir, monkeypatch, caplog):
     scorer = make_scorer(tiny_model_dir)
-    monkeypatch.setattr(scorer, "_score_shared_prefix", lambda requests: [0.0] * len(requests))
+    monkeypatch.setattr(scorer, "_score_shared_prefix", lambda requests, direct=None: [0.0] * len(requests))
     result = scorer.score(CONVERSATION, FOLLOWUPS)
     reference = make_scorer(tiny_model_dir).score(CONVERSATION, FOLLOWUPS)
     assert not scorer.uses_shared_prefix
