@@ -133,7 +133,7 @@ def test_identical_followups_are_scored_once_and_agree(tiny_model_dir):
     scorer = make_scorer(tiny_model_dir)
     seen = []
     original = scorer.score_requests
-    scorer.score_requests = lambda requests: seen.append(len(requests)) or original(requests)
+    scorer.score_requests = lambda requests, direct=None: seen.append(len(requests)) or original(requests, direct)
     result = scorer.score(CONVERSATION, doubled)
     assert seen == [2]
     assert result.category("a").positive[0] == result.category("b").negative[1]
