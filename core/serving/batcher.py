@@ -1,10 +1,17 @@
 """Dynamic batching: one worker thread owns the scorer and scores concurrent requests together.
 
-Requests are queued (a bounded queue: a full one is refused at once, so a trainer backs off
-instead of hanging); the worker takes the oldest, waits up to `max_wait_ms` for more, and scores
-every conversation gathered in one `score_many` call per follow-up set. `score_many` results do
-not depend on which conversations share a pass, so a reward never depends on what else was
-being scored at the time.
+A trainer sends its whole rollout at once, often one sample per request (OpenRLHF posts every
+sample of a 1024-sample rollout batch together, verl calls `compute_score` once per sample,
+concurrently). So admission is bounded by what the waiting requests cost in memory (their text,
+`max_queue_bytes`) and by a generous count (`max_queue`), not by a small number of requests: a
+burst of thousands is admitted, and only a burst beyond what memory allows is refused at once
+(`ServerBusy`, which the server answers with 503 and Retry-After).
+
+The worker takes the oldest request, waits up to `max_wait_ms` for more (not at all when more are
+already waiting), and scores every conversation gathered, up to `max_batch`, in one `score_many`
+call per follow-up set. `score_many` results do not depend on which conversations share a pass,
+so a reward never depends on what else was being scored at the time. A request whose future was
+cancelled (its client went away or timed out) is dropped before it is scored.
 
 Shortcut taken on purpose: if a gathered batch fails (one request's conversation cannot be
 scored), its requests are scored again one by one, so only the bad request gets the error.
@@ -13,9 +20,9 @@ scored), its requests are scored again one by one, so only the bad request gets 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
@@ -30,16 +37,23 @@ if TYPE_CHECKING:  # the scorer module imports torch; this one stays light
     from core.engine.scorer import Scorer
 
 log = logging.getLogger(__name__)
+REQUEST_OVERHEAD_BYTES = 4096  # a waiting request's objects, futures and socket buffers, roughly
 
 
 class ServerBusy(FLRError):
-    """The request queue is full; the caller should retry after a short wait."""
+    """The server holds as much waiting work as it may; the caller should retry after a short wait."""
+
+
+def cost_bytes(conversations: Sequence[Conversation]) -> int:
+    """What a request holds in memory while it waits: its text (4 bytes a character at most) and overhead."""
+    return REQUEST_OVERHEAD_BYTES + 4 * sum(len(u) for c in conversations for u in c.utterances)
 
 
 @dataclass
 class _Job:
     conversations: list[Conversation]
     followups: FollowupSet
+    cost: int = 0
     future: Future = field(default_factory=Future)
 
 
@@ -47,42 +61,61 @@ class BatchWorker:
     """A thread that scores queued requests in batches; `submit` returns a future of results."""
 
     def __init__(self, scorer: "Scorer", *, max_wait_ms: float = 5.0, max_batch: int = 64,
-                 max_queue: int = 64, metrics: Metrics | None = None) -> None:
+                 max_queue: int = 16384, max_queue_bytes: int = 1 << 30,
+                 metrics: Metrics | None = None) -> None:
         self.scorer = scorer
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.max_batch = max(1, max_batch)  # conversations gathered into one pass at most
+        self.max_queue = max(1, max_queue)
+        self.max_queue_bytes = max(1, max_queue_bytes)
         self.metrics = metrics or Metrics()
-        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max(1, max_queue))
+        self._jobs: deque[_Job] = deque()
+        self._bytes = 0  # cost of the jobs in `_jobs`
+        self._cond = threading.Condition()
+        self._stopping = False
         self._busy = 0  # requests taken off the queue and not answered yet
-        self._thread = threading.Thread(target=self._run, name="flr-batcher", daemon=True)
-        self._started = False
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if not self._started:
-            self._started = True
-            self._thread.start()
+        with self._cond:
+            if self._thread is None:
+                self._stopping = False
+                self._thread = threading.Thread(target=self._run, name="flr-batcher", daemon=True)
+                self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._started:
-            self._queue.put(None)  # wakes the worker; it finishes the batch in hand first
-            self._thread.join(timeout)
-            self._started = False
+        with self._cond:
+            thread, self._thread = self._thread, None
+            self._stopping = True  # the worker finishes the batch in hand first
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout)
 
     @property
     def depth(self) -> int:
         """Requests waiting or being scored."""
-        return self._queue.qsize() + self._busy
+        return len(self._jobs) + self._busy
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
 
     def submit(self, conversations: Sequence[Conversation], followups: FollowupSet) -> "Future[list[ConversationScore]]":
-        job = _Job(list(conversations), followups)
+        job = _Job(list(conversations), followups, cost_bytes(conversations))
         if not job.conversations:
             job.future.set_result([])
             return job.future
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise ServerBusy(f"the scoring queue is full ({self._queue.maxsize} requests waiting); "
-                             "retry shortly") from None
+        with self._cond:
+            if len(self._jobs) >= self.max_queue:
+                raise ServerBusy(f"the scoring queue is full ({len(self._jobs)} requests waiting, the limit of "
+                                 "--max-queue); retry shortly")
+            if self._jobs and self._bytes + job.cost > self.max_queue_bytes:
+                raise ServerBusy(f"the waiting requests already hold {self._bytes >> 20} MB of the "
+                                 f"{self.max_queue_bytes >> 20} MB the server may queue (--max-queue-mb); "
+                                 "retry shortly")
+            self._jobs.append(job)
+            self._bytes += job.cost
+            self._cond.notify()
         return job.future
 
     def score(self, conversations: Sequence[Conversation], followups: FollowupSet,
@@ -94,39 +127,54 @@ class BatchWorker:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            batch = self._gather()
+            if batch is None:
                 return
-            batch, stop = self._gather(first)
-            self._busy = len(batch)
             try:
                 self._score(batch)
             finally:
-                self._busy = 0
-            if stop:
-                return
+                with self._cond:
+                    self._busy = 0
 
-    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        batch = [first]
-        size = len(first.conversations)
-        deadline = time.monotonic() + self.max_wait
-        while size < self.max_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:
-                return batch, True
-            batch.append(job)
-            size += len(job.conversations)
-        return batch, False
+    def _take(self) -> _Job | None:
+        """The oldest job still wanted; cancelled ones are dropped here, unscored."""
+        while self._jobs:
+            job = self._jobs.popleft()
+            self._bytes -= job.cost
+            if job.future.set_running_or_notify_cancel():
+                return job
+            self.metrics.observe_dropped()
+        return None
+
+    def _gather(self) -> list[_Job] | None:
+        with self._cond:
+            first = None
+            while first is None:
+                first = self._take()
+                if first is None:
+                    if self._stopping:
+                        return None
+                    self._cond.wait()
+            batch, size = [first], len(first.conversations)
+            deadline = time.monotonic() + self.max_wait
+            while size < self.max_batch and not self._stopping:
+                if self._jobs and size + len(self._jobs[0].conversations) > self.max_batch:
+                    break  # the next request would overfill the pass; it starts the next one
+                job = self._take()
+                if job is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                    continue
+                batch.append(job)
+                size += len(job.conversations)
+            self._busy = len(batch)
+            return batch
 
     def _score(self, batch: list[_Job]) -> None:
         groups: dict[FollowupSet, list[_Job]] = {}
         for job in batch:
-            if not job.future.set_running_or_notify_cancel():
-                continue  # its caller gave up (timeout, disconnect); a running future cannot be cancelled
             groups.setdefault(job.followups, []).append(job)
         for followups, jobs in groups.items():
             self._score_group(jobs, followups)

@@ -1,77 +1,66 @@
-"""Counters and histograms of a reward server, rendered in Prometheus' text format.
+"""What a reward server reports on `/metrics`, through `prometheus_client`.
 
-Kept in the standard library on purpose (no prometheus_client dependency): a handful of
-counters and two fixed-bucket histograms, updated under one lock.
+Each app has its own `CollectorRegistry` (two servers in one process, as in the tests, never share
+counters). Requests are labelled by route from a fixed set (`ROUTES`, anything else is "other"),
+so a client probing odd paths neither adds series nor reaches the exposition text: label values
+are escaped by `prometheus_client` itself.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
+from typing import Callable
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+ROUTES = ("/get_reward", "/v1/score", "/health", "/metrics")
+OTHER_ROUTE = "other"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # conversations per scoring pass
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)  # seconds
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)  # seconds
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-class _Histogram:
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.total = 0
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-        self.total += 1
-        self.sum += value
-
-    def lines(self, name: str, labels: str = "") -> list[str]:
-        sep = "," if labels else ""
-        out = [f'{name}_bucket{{{labels}{sep}le="{b}"}} {c}' for b, c in zip(self.buckets, self.counts)]
-        out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.total}')
-        suffix = f"{{{labels}}}" if labels else ""
-        out += [f"{name}_sum{suffix} {self.sum:.6f}", f"{name}_count{suffix} {self.total}"]
-        return out
+def route_label(path: str) -> str:
+    """The route a path is counted under: one of `ROUTES`, or "other"."""
+    return path if path in ROUTES else OTHER_ROUTE
 
 
 class Metrics:
-    """What `/metrics` reports; safe to update from the worker and the event loop."""
+    """Counters and histograms of one server; safe to update from the worker and the event loop."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: Counter[tuple[str, int]] = Counter()  # (endpoint, status) -> count
-        self.conversations = 0
-        self.batches = _Histogram(BATCH_BUCKETS)
-        self.latency: dict[str, _Histogram] = {}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter("flr_requests", "HTTP requests by route and status.",
+                                 ["endpoint", "status"], registry=self.registry)
+        self._latency = Histogram("flr_request_latency_seconds", "Time from request to response.",
+                                  ["endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._conversations = Counter("flr_conversations_scored", "Conversations scored.", registry=self.registry)
+        self._batches = Histogram("flr_batch_size_conversations", "Conversations per score_many pass.",
+                                  buckets=BATCH_BUCKETS, registry=self.registry)
+        self._dropped = Counter("flr_requests_dropped", "Requests dropped unscored: their client had gone "
+                                "or timed out.", registry=self.registry)
+        self._depth = Gauge("flr_queue_depth", "Requests waiting or being scored.", registry=self.registry)
+        self.conversations = 0  # plain totals too, for tests and /health
+        self.batches = 0
+        self.dropped = 0
 
-    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[(endpoint, status)] += 1
-            self.latency.setdefault(endpoint, _Histogram(LATENCY_BUCKETS)).observe(seconds)
+    def watch_depth(self, depth: Callable[[], int]) -> None:
+        self._depth.set_function(depth)
+
+    def observe_request(self, path: str, status: int, seconds: float) -> None:
+        endpoint = route_label(path)
+        self._requests.labels(endpoint, str(status)).inc()
+        self._latency.labels(endpoint).observe(seconds)
 
     def observe_batch(self, conversations: int) -> None:
-        with self._lock:
-            self.conversations += conversations
-            self.batches.observe(conversations)
+        self.conversations += conversations
+        self.batches += 1
+        self._conversations.inc(conversations)
+        self._batches.observe(conversations)
 
-    def render(self, queue_depth: int) -> str:
-        with self._lock:
-            lines = ["# HELP flr_requests_total HTTP requests by endpoint and status.",
-                     "# TYPE flr_requests_total counter"]
-            lines += [f'flr_requests_total{{endpoint="{e}",status="{s}"}} {n}'
-                      for (e, s), n in sorted(self.requests.items())]
-            lines += ["# HELP flr_conversations_scored_total Conversations scored.",
-                      "# TYPE flr_conversations_scored_total counter",
-                      f"flr_conversations_scored_total {self.conversations}",
-                      "# HELP flr_batch_size_conversations Conversations per score_many pass.",
-                      "# TYPE flr_batch_size_conversations histogram",
-                      *self.batches.lines("flr_batch_size_conversations"),
-                      "# HELP flr_request_latency_seconds Time from request to response.",
-                      "# TYPE flr_request_latency_seconds histogram"]
-            for endpoint, histogram in sorted(self.latency.items()):
-                lines += histogram.lines("flr_request_latency_seconds", f'endpoint="{endpoint}"')
-            lines += ["# HELP flr_queue_depth Requests waiting or being scored.",
-                      "# TYPE flr_queue_depth gauge", f"flr_queue_depth {queue_depth}"]
-        return "\n".join(lines) + "\n"
+    def observe_dropped(self) -> None:
+        self.dropped += 1
+        self._dropped.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -13,16 +13,15 @@ than rejected: a policy produces them, and a training run must not stop on one.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from core.engine.config import ScoringConfig
 from core.engine.conversation import Conversation
 from core.engine.followups import FollowupSet, load_followups
-from core.errors import ConfigError, FLRError, InputError
+from core.errors import ConfigError, InputError
+from core.serving.client import RetryPolicy, RewardClient, RewardServerError, post_json
+from core.serving.reasoning import strip_reasoning
 from core.serving.shaping import RewardShaper, ShapingConfig
 from core.serving.templates import conversation_of, recognise, split_query
 
@@ -30,8 +29,7 @@ if TYPE_CHECKING:
     from core.engine.scorer import Scorer
 
 
-class RewardServerError(FLRError):
-    """A reward server that cannot be reached or answers with an error."""
+__all__ = ["FLRReward", "RewardServerError", "post_json", "to_conversation"]
 
 
 class FLRReward:
@@ -45,7 +43,8 @@ class FLRReward:
                  token: str | None = None, scorer: "Scorer | None" = None,
                  followups: FollowupSet | str | Path | None = None,
                  categories: Sequence[str] | None = None, shaping: ShapingConfig | None = None,
-                 name: str = "flr", timeout: float = 600.0) -> None:
+                 name: str = "flr", timeout: float = 600.0, retry: RetryPolicy | None = None,
+                 strip_reasoning: bool = False) -> None:
         if url and (scorer is not None or config is not None or shaping is not None):
             raise ConfigError("FLRReward: with url= the server's model and shaping apply; "
                               "pass config, scorer or shaping only for local scoring")
@@ -53,6 +52,8 @@ class FLRReward:
         self.url = url.rstrip("/") if url else None
         self.token = token
         self.timeout = timeout
+        self.strip_reasoning = strip_reasoning  # judge the answer, not a <think>...</think> trace
+        self._client = RewardClient(token, timeout, retry) if url else None
         self.config = config
         self._scorer = scorer
         self._custom_followups = followups is not None
@@ -64,13 +65,32 @@ class FLRReward:
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
         if len(prompts) != len(completions):
             raise InputError(f"FLRReward: {len(prompts)} prompts but {len(completions)} completions")
+        if self.strip_reasoning:
+            completions = [_without_trace(c) for c in completions]
         conversations = [to_conversation(p, c, f"completion {i}")
                          for i, (p, c) in enumerate(zip(prompts, completions))]
         if not conversations:
             return []
         if self.url:
-            return self._remote(conversations)
-        return self.shaper(self.scorer.score_many(conversations, self.followups))
+            rewards, per_category = self._remote(conversations)
+        else:
+            results = self.scorer.score_many(conversations, self.followups)
+            rewards = self.shaper(results)
+            per_category = {c.name: [r.category(c.name).flr for r in results] for c in results[0].categories}
+        log_metric = kwargs.get("log_metric")  # TRL >= 1.x: GRPOTrainer._log_metric, averaged per step
+        if callable(log_metric):
+            for category, values in per_category.items():
+                log_metric(f"{self.__name__}/{category}", sum(values) / len(values))
+        return rewards
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable in both modes (TRL's async GRPO sends reward functions to another process):
+        a loaded scorer is left behind and loaded again there from its config."""
+        state = dict(self.__dict__)
+        if state.get("_scorer") is not None:
+            state["config"] = state["config"] or state["_scorer"].config
+            state["_scorer"] = None
+        return state
 
     @property
     def scorer(self) -> "Scorer":
@@ -80,17 +100,31 @@ class FLRReward:
             self._scorer = load_scorer(self.config or ScoringConfig.from_env())
         return self._scorer
 
-    def _remote(self, conversations: list[Conversation]) -> list[float]:
+    def _remote(self, conversations: list[Conversation]) -> tuple[list[float], dict[str, list[float]]]:
         body: dict[str, Any] = {"conversations": [c.messages() for c in conversations]}
         if self._custom_followups:
             body["followups"] = self.followups.to_dict()
         elif self.categories:
             body["categories"] = self.categories
-        answer = post_json(f"{self.url}/v1/score", body, self.token, self.timeout)
+        assert self._client is not None
+        answer = self._client.post(f"{self.url}/v1/score", body)
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list) or len(results) != len(conversations):
             raise RewardServerError(f"{self.url}/v1/score answered without one result per conversation")
-        return [float(r["reward"]) for r in results]
+        per_category: dict[str, list[float]] = {}
+        for r in results:
+            for name, category in r.get("categories", {}).items():
+                per_category.setdefault(name, []).append(float(category["flr"]))
+        return [float(r["reward"]) for r in results], per_category
+
+
+def _without_trace(completion: Any) -> Any:
+    if isinstance(completion, str):
+        return strip_reasoning(completion)
+    if isinstance(completion, list):
+        return [dict(m, content=strip_reasoning(m["content"])) if isinstance(m, dict)
+                and m.get("role") == "assistant" and isinstance(m.get("content"), str) else m for m in completion]
+    return completion
 
 
 def to_conversation(prompt: Any, completion: Any, where: str = "completion") -> Conversation:
@@ -109,20 +143,3 @@ def to_conversation(prompt: Any, completion: Any, where: str = "completion") -> 
     if template is not None and template.special:  # a prompt rendered with a chat template
         return split_query(prompt + completion, prompt, template, where)
     return Conversation((prompt, completion))
-
-
-def post_json(url: str, body: Any, token: str | None = None, timeout: float = 600.0) -> Any:
-    """POST a JSON body and decode the JSON answer (standard library only)."""
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        detail = err.read().decode("utf-8", "replace")[:300]
-        raise RewardServerError(f"{url} answered {err.code}: {detail}") from None
-    except (urllib.error.URLError, OSError) as err:
-        raise RewardServerError(f"cannot reach the reward server at {url} ({err}); is `flr serve` "
-                                "running there?") from None

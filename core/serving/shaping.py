@@ -88,6 +88,13 @@ class RewardShaper:
             raise ConfigError(f"reward weights give every category of this set ({names}) weight 0")
         return sum(w * c.flr for w, c in zip(weights, score.categories)) / total
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}  # a lock does not pickle
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __call__(self, scores: Sequence[ConversationScore]) -> list[float]:
         values = [self.raw(s) for s in scores]
         if self.config.normalize:

@@ -17,7 +17,7 @@ CHATML = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>\
 def client():
     # A body limit large enough that the input limits, not the byte cap, answer the big cases.
     app = create_app(FakeScorer(), default_followups(), ServeConfig(max_body_bytes=64 << 20))
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 

@@ -78,7 +78,10 @@ def test_bad_requests_get_their_status_and_the_server_keeps_serving(client, tiny
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     good = openrlhf_body(tokenizer, CONVERSATIONS[:1])
     cases = [
-        (client.post("/get_reward", content=b"{not json"), 400, "not valid JSON"),
+        (client.post("/get_reward", content=b"{not json", headers={"Content-Type": "application/json"}),
+         400, "not valid JSON"),
+        (client.post("/get_reward", content=json.dumps(good), headers={"Content-Type": "text/plain"}),
+         415, "application/json"),
         (client.post("/get_reward", json=good, headers={"Authorization": ""}), 401, "token"),
         (client.post("/get_reward", json=good, headers={"Authorization": "Bearer wrong"}), 401, "token"),
         (client.post("/get_reward", json={"query": ["x" * 30_000]}), 413, "limit"),
@@ -96,7 +99,7 @@ def test_bad_requests_get_their_status_and_the_server_keeps_serving(client, tiny
     health = client.get("/health").json()
     assert health["model"] == "tiny" and health["device"] == "cpu" and health["queue_depth"] == 0
     metrics = client.get("/metrics").text
-    assert 'flr_requests_total{endpoint="/get_reward",status="401"} 2' in metrics
+    assert 'flr_requests_total{endpoint="/get_reward",status="401"} 2.0' in metrics
     assert "flr_conversations_scored_total" in metrics and "flr_batch_size_conversations_bucket" in metrics
     assert client.get("/health", params={"token": TOKEN}, headers={"Authorization": ""}).status_code == 200
 
@@ -118,7 +121,7 @@ def test_a_full_queue_answers_503_with_retry_after(followups):
 
     app = create_app(Slow(), followups, ServeConfig(max_queue=1, max_batch_wait_ms=0))
     body = {"conversations": [["q", "a"]]}
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         results = []
 
         def post() -> None:
@@ -139,7 +142,7 @@ def test_a_full_queue_answers_503_with_retry_after(followups):
 
 def test_shaping_applies_to_rewards(followups):
     app = create_app(FakeScorer(), followups, ServeConfig(shaping=ShapingConfig(clip=0.01)))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         answer = client.post("/get_reward", json={"query": ["Human: q\n\nAssistant: a"]})
     assert answer.json()["rewards"] == [pytest.approx(0.01)] or answer.json()["rewards"] == [pytest.approx(-0.01)]
 
@@ -160,7 +163,7 @@ def test_embedded_model_smollm2_queries_equal_flr_score(tmp_path):
     scorer = load_scorer(ScoringConfig(device="cpu"))
     body = openrlhf_body(scorer.loaded.tokenizer, conversations)
     assert "<|im_start|>system" in body["query"][0]  # SmolLM2 adds its default system prompt
-    with TestClient(create_app(scorer, default_followups())) as client:
+    with TestClient(create_app(scorer, default_followups()), base_url="http://127.0.0.1") as client:
         rewards = client.post("/get_reward", json=body).json()["rewards"]
         results = client.post("/v1/score", json={"conversations": conversations}).json()["results"]
     assert rewards == pytest.approx(expected, abs=1e-3)

@@ -23,7 +23,7 @@ def test_batched_requests_equal_scoring_each_alone(tiny_scorer, followups):
         batched = [f.result(60)[0] for f in futures]
     finally:
         worker.stop()
-    assert worker.metrics.batches.total == 1 and worker.metrics.conversations == len(conversations)
+    assert worker.metrics.batches == 1 and worker.metrics.conversations == len(conversations)
     for a, b in zip(alone, batched):
         for ca, cb in zip(a.categories, b.categories):
             assert cb.positive == pytest.approx(ca.positive, abs=1e-4)
@@ -57,7 +57,7 @@ def test_a_full_queue_refuses_at_once(followups):
     worker.start()
     try:
         first = worker.submit(conversation, followups)
-        while worker.depth == 0 or worker._queue.qsize():  # the worker holds the first request
+        while worker.depth == 0 or worker._jobs:  # the worker holds the first request
             threading.Event().wait(0.01)
         second = worker.submit(conversation, followups)  # waits in the queue
         with pytest.raises(ServerBusy, match="queue is full"):

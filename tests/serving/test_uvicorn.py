@@ -11,6 +11,7 @@ import uvicorn
 
 from core.engine.conversation import parse_conversation
 from core.serving.app import ServeConfig, create_app
+from core.serving.client import RetryPolicy
 from core.serving.reward import FLRReward, RewardServerError, post_json
 from tests.serving.conftest import CONVERSATIONS
 
@@ -66,7 +67,7 @@ def test_flr_reward_through_the_server_equals_local(server, tiny_scorer):
     local = FLRReward(scorer=tiny_scorer)(prompts, completions)
     assert remote == pytest.approx(local, abs=1e-4)
     with pytest.raises(RewardServerError, match="cannot reach"):
-        FLRReward(url="http://127.0.0.1:9", timeout=5)(["q"], ["a"])
+        FLRReward(url="http://127.0.0.1:9", timeout=5, retry=RetryPolicy(retries=1, backoff_s=0.01))(["q"], ["a"])
 
 
 def test_the_verl_example_scores_through_the_server(server, tiny_scorer, followups, monkeypatch):
