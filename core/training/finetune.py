@@ -139,12 +139,11 @@ def feedback_loss(model: Any, examples: Sequence[TrainingExample], device: Any, 
                 ids[i, :n] = torch.tensor(ex.input_ids)
                 labels[i, :n] = torch.tensor(ex.labels)
                 mask[i, :n] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             target = labels[:, 1:].to(device)
-            keep = target != IGNORE
-            picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            total += float(-(picked * keep).sum())
+            keep = target != IGNORE  # only the scored positions: a vocabulary-wide row each
+            logp = torch.log_softmax(logits[:, :-1][keep].float(), dim=-1)
+            total += float(-logp.gather(-1, target[keep].unsqueeze(-1)).sum())
             count += int(keep.sum())
     model.train(was_training)
     return total / count if count else float("nan")
