@@ -123,6 +123,17 @@ def test_adapter_folder_scores_through_flr_score(tmp_path: Path, tiny_model_dir:
         flr[name] = json.loads(path.read_text())["flr"]
     assert flr["base"] != flr["tuned"]
 
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"chosen": f"\n\nHuman: {t['question']}\n\nAssistant: {t['answer']}",
+                                           "rejected": f"\n\nHuman: {t['question']}\n\nAssistant: No."})
+                               for t in TRIPLES))
+    report = tmp_path / "report.json"
+    assert main(["evaluate", str(pairs), "--model", str(out), "--mode", "feedback", "--device", "cpu",
+                 "--report", str(report), "--no-cache"]) == 0
+    evaluated = json.loads(report.read_text())
+    assert evaluated["settings"]["model"] == str(out) and evaluated["benchmarks"][0]["n"] == 4
+    assert "adapter:" in json.dumps(evaluated["settings"]["provenance"])
+
     # merged for speed, yet the same model as the unmerged adapter
     import torch
     from peft import PeftModel
