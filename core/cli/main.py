@@ -14,13 +14,13 @@ import logging
 import sys
 from typing import Sequence
 
-from core.cli import compare, evaluate, followups, mine, score, serve, tune
+from core.cli import align, compare, evaluate, finetune, followups, mine, score, serve, tune
 from core.errors import FLRError
 from core.limits import InputLimits, shorten, use_limits
 
 MESSAGE_LIMIT = 2000  # characters of an error line; quoted input beyond this is cut
 
-COMMANDS = (score, evaluate, mine, serve, tune, followups, compare)
+COMMANDS = (score, evaluate, mine, serve, tune, followups, compare, finetune, align)
 
 
 def build_parser() -> argparse.ArgumentParser:

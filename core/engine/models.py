@@ -133,6 +133,8 @@ def load_model(config: ScoringConfig) -> LoadedModel:
         name = config.model if config.model == EMBEDDED_MODEL else path.name
         return _load_pretrained(str(folder), identity, name, device, dtype, trust_remote_code=False)
     if path.exists():
+        if (path / "adapter_config.json").is_file():
+            return _load_adapter(path, config)
         if not (path / "config.json").is_file():
             raise ModelLoadError(
                 f"{path} is not a model folder (no config.json); pass a folder saved with "
@@ -165,6 +167,36 @@ def _load_pretrained(source: str, identity: str, name: str, device: Any, dtype: 
     if identity.startswith("hub:") and revision:
         identity = f"{identity}@{revision}"
     return LoadedModel(model, tokenizer, device, dtype, identity, name)
+
+
+def _load_adapter(folder: Path, config: ScoringConfig) -> LoadedModel:
+    """A PEFT adapter folder (`flr finetune` writes one) on its base model, merged for speed.
+
+    The base is the model string `flr-adapter.json` records ("embedded", a .gguf file, a folder,
+    a Hub id: whatever `--model` accepts), else PEFT's own `base_model_name_or_path`."""
+    marker = folder / "flr-adapter.json"
+    try:
+        recorded = json.loads(marker.read_text()) if marker.is_file() else {}
+        base = recorded.get("base_model") or json.loads(
+            (folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as err:
+        raise ModelLoadError(f"{folder}: unreadable adapter files ({err}); retrain or restore them") from None
+    if not base or Path(base).expanduser().resolve() == folder.resolve():
+        raise ModelLoadError(f"{folder} is an adapter without a usable base model; write "
+                             '{"base_model": "<model>"} to its flr-adapter.json')
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelLoadError(f"{folder} is a LoRA adapter; loading it needs peft "
+                             "(pip install -r requirements.txt)") from None
+    loaded = load_model(config.with_changes(model=base))
+    try:
+        model = PeftModel.from_pretrained(loaded.model, str(folder)).merge_and_unload()
+    except Exception as err:  # peft raises many types (shape mismatch, missing keys)
+        raise ModelLoadError(f"could not apply adapter {folder} to {base!r}: {shorten(str(err), 600)}") from err
+    model.eval()
+    identity = f"adapter:{folder.resolve()}:{_folder_fingerprint(folder)}+{loaded.identity}"
+    return LoadedModel(model, loaded.tokenizer, loaded.device, loaded.dtype, identity, folder.name)
 
 
 def _converted_gguf(gguf: Path) -> tuple[Path, str]:
