@@ -1,0 +1,103 @@
+"""Which tokens of a rendered chat belong to one message: right by construction for any template.
+
+A message's characters are located by rendering the same messages with a sentinel as that
+message's content: the rendering is `before + SENTINEL + after`, and the real rendering is
+`before + content' + after`, where `content'` is the content as the template writes it (some
+templates trim it). The message's tokens are then the tokens of the real rendering whose
+character offsets overlap `content'`, from the first such token to the last.
+
+The rule for boundary tokens, stated once: **a token that fuses template text with content
+(`ĊĊ` in Qwen for the header's newline plus a follow-up's leading newline, `▁That` in Mistral
+v0.3 for the space after `[INST]` plus the first word) belongs to the message and is scored.**
+Tokens made of template text alone (role headers, end-of-turn markers, BOS) are never scored.
+
+Shortcut taken on purpose: a tokenizer without character offsets (a slow, Python tokenizer)
+falls back to token-level common prefix and suffix against the rendering with an empty message,
+which is exact unless the template text next to the message fuses with it (the Mistral v0.1/v0.2
+`[INST]  [/INST]` case); load the model's fast tokenizer to avoid that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+SENTINEL = "\ue000FLR\ue001"  # private-use characters, no whitespace: no template trims or splits it
+
+
+@dataclass(frozen=True)
+class TokenSpan:
+    """A rendering's token ids and the half-open token range [start, end) of one message."""
+
+    ids: tuple[int, ...]
+    start: int
+    end: int
+
+
+def render_text(tokenizer: Any, messages: list[dict[str, str]], template: str | None) -> str:
+    """The chat template's rendering of `messages` as text."""
+    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
+
+
+def message_span(tokenizer: Any, messages: list[dict[str, str]], index: int, template: str | None,
+                 add_special_tokens: bool) -> TokenSpan:
+    """The tokens of `messages[index]`'s content in the rendering of `messages`."""
+    text = render_text(tokenizer, messages, template)
+    chars = _char_span(tokenizer, messages, index, template, text)
+    if chars is not None and getattr(tokenizer, "is_fast", False):
+        encoded = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+        ids = tuple(encoded.input_ids)
+        start, end = chars
+        covering = [i for i, (a, b) in enumerate(encoded.offset_mapping)
+                    if b > a and a < end and b > start]
+        if not covering:
+            return TokenSpan(ids, len(ids), len(ids))
+        return TokenSpan(ids, covering[0], covering[-1] + 1)
+    return _span_by_difference(tokenizer, messages, index, template, text, add_special_tokens)
+
+
+def _char_span(tokenizer: Any, messages: list[dict[str, str]], index: int, template: str | None,
+               text: str) -> tuple[int, int] | None:
+    """[start, end) of the message's content in `text`; None if the sentinel does not locate it
+    (a template that repeats or rewrites the content)."""
+    marked = [dict(m) for m in messages]
+    marked[index]["content"] = SENTINEL
+    with_sentinel = render_text(tokenizer, marked, template)
+    if with_sentinel.count(SENTINEL) != 1:
+        return None
+    before, after = with_sentinel.split(SENTINEL)
+    if (len(before) + len(after) > len(text) or not text.startswith(before)
+            or not text.endswith(after)):
+        return None
+    return len(before), len(text) - len(after)
+
+
+def _span_by_difference(tokenizer: Any, messages: list[dict[str, str]], index: int,
+                        template: str | None, text: str, add_special_tokens: bool) -> TokenSpan:
+    blank = [dict(m) for m in messages]
+    blank[index]["content"] = ""
+    full, empty = (list(ids) for ids in tokenizer(
+        [text, render_text(tokenizer, blank, template)], add_special_tokens=add_special_tokens).input_ids)
+    start = common_prefix(full, empty)
+    end = len(full) - common_suffix(full[start:], empty[start:])
+    return TokenSpan(tuple(full), start, max(start, end))
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def common_suffix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many trailing tokens `a` and `b` share."""
+    n = 0
+    for x, y in zip(reversed(a), reversed(b)):
+        if x != y:
+            break
+        n += 1
+    return n
