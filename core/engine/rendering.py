@@ -84,10 +84,12 @@ class RenderedConversation:
 
 
 def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str], *,
-           mode: str, aggregation: str, max_length: int) -> RenderedConversation:
+           mode: str, aggregation: str, max_length: int, system_policy: str = "keep") -> RenderedConversation:
     """Requests for every follow-up, fitting `max_length` tokens by cutting from the left
-    (`core.engine.truncation`: about one tokenization however many turns are dropped)."""
+    (`core.engine.truncation`: about one tokenization however many turns are dropped).
+    A template that refuses the conversation raises `TemplateRefusalError`."""
     InputLimits.current().check_turns(conversation.utterances, "conversation", ConversationError)
+    conversation = with_system_policy(conversation, system_policy)
     if mode == "feedback":  # only the last exchange is rendered; nothing to drop
         empty, *fulls = _encode(tokenizer, conversation, ["", *followups], mode)
         dropped = 0
@@ -110,6 +112,17 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
                         f"cut its first {cut} token(s)")
     return RenderedConversation(tuple(requests), dropped, cut, tuple(warnings),
                                 reply_span(tokenizer, conversation, empty, mode, cut))
+
+
+def with_system_policy(conversation: Conversation, policy: str) -> Conversation:
+    """The conversation as scored under `ScoringConfig.system_policy`: the system message kept,
+    folded into the first user turn (a blank line between them), or dropped."""
+    if not conversation.system or policy == "keep":
+        return conversation
+    utterances = list(conversation.utterances)
+    if policy == "fold":
+        utterances[0] = f"{conversation.system}\n\n{utterances[0]}"
+    return Conversation(tuple(utterances), None, conversation.warnings)
 
 
 def reply_span(tokenizer: Any, conversation: Conversation, empty: Sequence[int], mode: str,

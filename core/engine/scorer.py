@@ -193,7 +193,8 @@ class FLRScorer:
         held = 0
         for conversation in conversations:
             rendered = render(self.loaded.tokenizer, conversation, texts, mode=self.config.mode,
-                              aggregation=self.config.aggregation, max_length=self.max_length)
+                              aggregation=self.config.aggregation, max_length=self.max_length,
+                              system_policy=self.config.system_policy)
             length = min(len(r.ids) for r in rendered.requests)
             if group and held + length > budget:
                 yield group

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from core.errors import TemplateRefusalError
+
 SENTINEL = "\ue000FLR\ue001"  # private-use characters, no whitespace: no template trims or splits it
 
 
@@ -35,8 +37,27 @@ class TokenSpan:
 
 
 def render_text(tokenizer: Any, messages: list[dict[str, str]], template: str | None) -> str:
-    """The chat template's rendering of `messages` as text."""
-    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
+    """The chat template's rendering of `messages` as text; a template that refuses them (its
+    `raise_exception`) raises `TemplateRefusalError` naming the turn and what to do."""
+    import jinja2
+
+    try:
+        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
+    except jinja2.TemplateError as error:
+        raise TemplateRefusalError(refusal_message(messages, str(error))) from None
+
+
+def refusal_message(messages: list[dict[str, str]], reason: str) -> str:
+    """What went wrong and what to do, for a template that refused `messages` with `reason`."""
+    has_system = bool(messages) and messages[0].get("role") == "system"
+    if has_system and ("system" in reason.lower() or "alternate" in reason.lower()):
+        return ("turn 1 (the system message): this model's chat template has no system role "
+                f"(it says: {reason}); drop the system message or fold it into the first user "
+                "turn with --system-policy fold")
+    roles = "/".join(m.get("role", "?") for m in messages)
+    return (f"this model's chat template refuses the conversation's {len(messages)} turns "
+            f"({roles}): {reason}; check the conversation's roles, or score with a model whose "
+            "template accepts them")
 
 
 def message_span(tokenizer: Any, messages: list[dict[str, str]], index: int, template: str | None,

@@ -11,6 +11,7 @@ taken by the rule in `core.engine.spans` (tokens overlapping its characters).
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import shutil
 from pathlib import Path
@@ -24,6 +25,7 @@ from core.engine.conversation import Conversation
 from core.engine.followups import followups_from_mapping
 from core.engine.models import load_model
 from core.engine.scorer import FLRScorer
+from core.errors import TemplateRefusalError
 
 _ROOT = Path(__file__).resolve().parents[2]  # the checkout; shared/ sits next to it (or in it)
 _TOKENIZERS = next((p for p in (_ROOT / "shared" / "tokenizers", _ROOT.parent / "shared" / "tokenizers",
@@ -42,10 +44,22 @@ CONVERSATIONS = {
 
 @pytest.fixture(scope="module", params=FOLDERS)
 def model_dir(request, tmp_path_factory) -> Path:
+    return build_model(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def gemma_dir(tmp_path_factory) -> Path:
+    if "gemma2-standin" not in FOLDERS:
+        pytest.skip(f"no gemma2-standin tokenizer in {_TOKENIZERS}")
+    return build_model("gemma2-standin", tmp_path_factory)
+
+
+def build_model(name: str, tmp_path_factory) -> Path:
+    """A folder with the real tokenizer and template of `name` and random tiny weights."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    source = _TOKENIZERS / request.param
-    folder = tmp_path_factory.mktemp(request.param)
+    source = _TOKENIZERS / name
+    folder = tmp_path_factory.mktemp(name)
     for item in source.iterdir():
         if item.name == "tokenizer.json.gz":
             with gzip.open(item) as packed, open(folder / "tokenizer.json", "wb") as out:
@@ -119,3 +133,55 @@ def test_score_many_equals_one_at_a_time(model_dir):
         (ca,), (cb,) = a.categories, b.categories
         for x, y in zip(ca.positive + ca.negative, cb.positive + cb.negative):
             assert math.isclose(x, y, abs_tol=1e-4)
+
+
+def test_a_template_without_a_system_role_refuses_with_a_sentence_and_fold_scores_it(gemma_dir):
+    config = ScoringConfig(model=str(gemma_dir), device="cpu")
+    scorer = FLRScorer(load_model(config), config)
+    with pytest.raises(TemplateRefusalError) as caught:
+        scorer.score(CONVERSATIONS["system"], FOLLOWUPS)
+    message = str(caught.value)
+    assert "turn 1 (the system message)" in message and "--system-policy fold" in message
+    assert "System role not supported" in message and "\n" not in message
+
+    folded = scorer.with_config(config.with_changes(system_policy="fold"))
+    got = folded.score(CONVERSATIONS["system"], FOLLOWUPS).categories[0]
+    by_hand = Conversation(("You are a terse math tutor.\n\nHi! What is 2+2?", "2+2 is 4."))
+    want = scorer.score(by_hand, FOLLOWUPS).categories[0]
+    assert got.positive + got.negative == pytest.approx(want.positive + want.negative, abs=1e-5)
+    dropped = scorer.with_config(config.with_changes(system_policy="drop"))
+    got = dropped.score(CONVERSATIONS["system"], FOLLOWUPS).categories[0]
+    want = scorer.score(Conversation(("Hi! What is 2+2?", "2+2 is 4.")), FOLLOWUPS).categories[0]
+    assert got.positive + got.negative == pytest.approx(want.positive + want.negative, abs=1e-5)
+
+
+def test_flr_score_skips_the_refused_row_with_its_reason_and_scores_the_others(gemma_dir, tmp_path, capsys):
+    from core.cli.main import main
+
+    convs = tmp_path / "convs.jsonl"
+    convs.write_text(json.dumps(["Hi", "Hello!"]) + "\n"
+                     + json.dumps([{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": "2+2?"},
+                                   {"role": "assistant", "content": "4"}]) + "\n"
+                     + json.dumps(["Bye", "See you."]) + "\n")
+    out = tmp_path / "scores.jsonl"
+    code = main(["score", "--input", str(convs), "--output", str(out), "--model", str(gemma_dir),
+                 "--device", "cpu"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert code == 2
+    assert "flr" in rows[0] and "flr" in rows[2] and "flr" not in rows[1]
+    assert "--system-policy fold" in rows[1]["error"]
+    err = capsys.readouterr().err
+    assert "item 2: turn 1 (the system message)" in err and "Traceback" not in err
+    code = main(["score", "--input", str(convs), "--output", str(out), "--model", str(gemma_dir),
+                 "--device", "cpu", "--system-policy", "fold"])
+    assert code == 0 and all("flr" in json.loads(line) for line in out.read_text().splitlines())
+
+
+def test_system_policy_from_the_environment_and_refused_when_unknown():
+    from core.errors import ConfigError
+
+    assert ScoringConfig.from_env({"FLR_SYSTEM_POLICY": "fold"}).system_policy == "fold"
+    assert ScoringConfig.from_env({}).scoring_key() == ScoringConfig().scoring_key()
+    with pytest.raises(ConfigError, match="FLR_SYSTEM_POLICY: system policy must be one of keep, fold, drop"):
+        ScoringConfig.from_env({"FLR_SYSTEM_POLICY": "merge"})
