@@ -71,3 +71,32 @@ def test_turns_come_back_from_each_templates_rendering(tokenizer, system, with_p
         expected_system = None
     assert list(conversation.utterances) == expected
     assert conversation.system == expected_system  # never the template's own default text
+
+
+def test_server_scores_a_gemma_query_and_answers_422_for_a_system_message_gemma_refuses(tmp_path_factory):
+    from fastapi.testclient import TestClient
+
+    from core.engine.config import ScoringConfig
+    from core.engine.followups import default_followups
+    from core.engine.scorer import load_scorer
+    from core.serving.app import ServeConfig, create_app
+    from tests.engine.test_real_templates import build_model
+
+    if "gemma2-standin" not in FOLDERS:
+        pytest.skip(f"no gemma2-standin tokenizer in {_TOKENIZERS}")
+    scorer = load_scorer(ScoringConfig(model=str(build_model("gemma2-standin", tmp_path_factory)), device="cpu"))
+    followups = default_followups()
+    messages = [{"role": "user", "content": TURNS[0]}, {"role": "assistant", "content": TURNS[1]}]
+    query = scorer.loaded.tokenizer.apply_chat_template(messages, tokenize=False) + "<eos><pad><pad>"
+    with TestClient(create_app(scorer, followups, ServeConfig(max_batch_wait_ms=0))) as client:
+        answer = client.post("/get_reward", json={"query": [query]})
+        assert answer.status_code == 200, answer.text
+        from core.engine.conversation import from_utterances
+
+        want = scorer.score(from_utterances(TURNS[:2]), followups).flr
+        assert answer.json()["rewards"][0] == pytest.approx(want, abs=1e-4)
+        refused = client.post("/v1/score", json={"conversations": [[
+            {"role": "system", "content": "Be brief."}, *messages]]})
+        assert refused.status_code == 422
+        assert "--system-policy fold" in refused.text and "turn 1 (the system message)" in refused.text
+        assert client.post("/get_reward", json={"query": [query]}).status_code == 200  # still serving
