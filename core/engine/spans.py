@@ -11,10 +11,12 @@ The rule for boundary tokens, stated once: **a token that fuses template text wi
 v0.3 for the space after `[INST]` plus the first word) belongs to the message and is scored.**
 Tokens made of template text alone (role headers, end-of-turn markers, BOS) are never scored.
 
-Shortcut taken on purpose: a tokenizer without character offsets (a slow, Python tokenizer)
-falls back to token-level common prefix and suffix against the rendering with an empty message,
-which is exact unless the template text next to the message fuses with it (the Mistral v0.1/v0.2
-`[INST]  [/INST]` case); load the model's fast tokenizer to avoid that.
+A tokenizer without character offsets (a slow, Python tokenizer) gets the same rule from
+tokenizations of the text before the message and of the text up to its end (a prefix whose
+tokens stop matching the full rendering's marks a fused token). Shortcut taken on purpose: a
+template that repeats or rewrites the content (the sentinel is not found once) falls back to
+token-level common prefix and suffix against the rendering with an empty message, exact unless
+template text next to the message fuses with it.
 """
 
 from __future__ import annotations
@@ -65,16 +67,33 @@ def message_span(tokenizer: Any, messages: list[dict[str, str]], index: int, tem
     """The tokens of `messages[index]`'s content in the rendering of `messages`."""
     text = render_text(tokenizer, messages, template)
     chars = _char_span(tokenizer, messages, index, template, text)
-    if chars is not None and getattr(tokenizer, "is_fast", False):
-        encoded = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-        ids = tuple(encoded.input_ids)
-        start, end = chars
-        covering = [i for i, (a, b) in enumerate(encoded.offset_mapping)
-                    if b > a and a < end and b > start]
-        if not covering:
-            return TokenSpan(ids, len(ids), len(ids))
-        return TokenSpan(ids, covering[0], covering[-1] + 1)
-    return _span_by_difference(tokenizer, messages, index, template, text, add_special_tokens)
+    if chars is None:
+        return _span_by_difference(tokenizer, messages, index, template, text, add_special_tokens)
+    if getattr(tokenizer, "is_fast", False):
+        return _span_by_offsets(tokenizer, text, chars, add_special_tokens)
+    return _span_by_prefixes(tokenizer, text, chars, add_special_tokens)
+
+
+def _span_by_offsets(tokenizer: Any, text: str, chars: tuple[int, int], add_special_tokens: bool) -> TokenSpan:
+    encoded = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    ids = tuple(encoded.input_ids)
+    start, end = chars
+    covering = [i for i, (a, b) in enumerate(encoded.offset_mapping) if b > a and a < end and b > start]
+    if not covering:
+        return TokenSpan(ids, len(ids), len(ids))
+    return TokenSpan(ids, covering[0], covering[-1] + 1)
+
+
+def _span_by_prefixes(tokenizer: Any, text: str, chars: tuple[int, int], add_special_tokens: bool) -> TokenSpan:
+    """The offsets rule without offsets (slow tokenizers): the text before the message and the
+    text up to its end are tokenized alone; where such a prefix's tokens stop being a prefix of
+    the full rendering's, a token fuses the two sides and belongs to the message."""
+    full, head, upto = (list(ids) for ids in tokenizer(
+        [text, text[:chars[0]], text[:chars[1]]], add_special_tokens=add_special_tokens).input_ids)
+    start = common_prefix(full, head)  # a fused first token is the message's
+    shared = common_prefix(full, upto)
+    end = shared if shared == len(upto) else shared + 1  # a fused last token is the message's
+    return TokenSpan(tuple(full), start, max(start, min(end, len(full))))
 
 
 def _char_span(tokenizer: Any, messages: list[dict[str, str]], index: int, template: str | None,

@@ -185,3 +185,21 @@ def test_system_policy_from_the_environment_and_refused_when_unknown():
     assert ScoringConfig.from_env({}).scoring_key() == ScoringConfig().scoring_key()
     with pytest.raises(ConfigError, match="FLR_SYSTEM_POLICY: system policy must be one of keep, fold, drop"):
         ScoringConfig.from_env({"FLR_SYSTEM_POLICY": "merge"})
+
+
+@pytest.mark.parametrize("which", sorted(CONVERSATIONS))
+def test_slow_tokenizer_rule_without_offsets_gives_the_same_tokens(model_dir, which):
+    """The fallback for tokenizers without offsets, on the real tokenizers: same span as offsets."""
+    from transformers import AutoTokenizer
+
+    from core.engine import spans
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    for followup in TRICKY:
+        messages = CONVERSATIONS[which].messages() + [{"role": "user", "content": followup}]
+        text = _render_or_skip(tokenizer, messages)
+        chars = spans._char_span(tokenizer, messages, len(messages) - 1, None, text)
+        assert chars is not None
+        by_offsets = spans._span_by_offsets(tokenizer, text, chars, False)
+        by_prefixes = spans._span_by_prefixes(tokenizer, text, chars, False)
+        assert by_prefixes == by_offsets, (model_dir.name, followup)
