@@ -18,6 +18,11 @@ class ConversationError(InputError):
     """A conversation that cannot be parsed or scored."""
 
 
+class TemplateRefusalError(ConversationError):
+    """A conversation the scoring model's chat template refuses to render (a system message for
+    a template without a system role, roles that do not alternate)."""
+
+
 class FollowupSetError(InputError):
     """A follow-up set file or mapping that is malformed."""
 

@@ -10,7 +10,7 @@ import argparse
 from typing import Sequence
 
 from core.distributed.settings import ClusterSettings
-from core.engine.config import AGGREGATIONS, DTYPES, MODES, ScoringConfig
+from core.engine.config import AGGREGATIONS, DTYPES, MODES, SYSTEM_POLICIES, ScoringConfig
 
 
 def add_scoring_arguments(parser: argparse.ArgumentParser, model_flags: Sequence[str] = ("--model",),
@@ -24,6 +24,9 @@ def add_scoring_arguments(parser: argparse.ArgumentParser, model_flags: Sequence
     parser.add_argument("--mode", choices=MODES, help="base (default) or feedback (role-swapped scorer)")
     parser.add_argument("--aggregation", choices=AGGREGATIONS,
                         help="mean (default) or sum of follow-up token log-probs; paper = released scripts")
+    parser.add_argument("--system-policy", choices=SYSTEM_POLICIES,
+                        help="a conversation's system message: keep (default), fold it into the first "
+                             "user turn (for templates without a system role), or drop it")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
     parser.add_argument("--dtype", choices=DTYPES, help="auto (default): bf16/fp16 on GPU, fp32 on CPU")
     parser.add_argument("--batch-size", type=int,
@@ -39,6 +42,7 @@ def config_from_args(args: argparse.Namespace) -> ScoringConfig:
         model=args.model, mode=args.mode, aggregation=args.aggregation, device=args.device,
         dtype=args.dtype, batch_size=args.batch_size, max_length=args.max_length,
         trust_remote_code=args.trust_remote_code,
+        system_policy=getattr(args, "system_policy", None),
     )
 
 

@@ -77,11 +77,18 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     # written beside the output and renamed into place at the end: a failed run leaves an
     # existing output as it was
+    failed = []
     with atomic_output(output, InputError) as fh:
-        for record, conversation in items:
+        for number, (record, conversation) in enumerate(items, start=1):
             for warning in conversation.warnings:
                 log.warning(warning)
-            result = scorer.score(conversation, followups)
+            try:
+                result = scorer.score(conversation, followups)
+            except ConversationError as err:  # e.g. the model's template refuses it: skip the row
+                failed.append(f"item {number}: {err}")
+                record["error"] = str(err)
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                continue
             record.update(result.to_record())
             if getattr(args, "explain", False):
                 from core.engine.explain import explain
@@ -94,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     print(f"wrote {len(items)} scored conversation(s) to {output}", file=sys.stderr)
+    if failed:
+        print(f"error: {len(failed)} conversation(s) could not be scored (their records carry an "
+              f"'error' field): {'; '.join(failed[:3])}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,6 +18,7 @@ EMBEDDED_MODEL = "embedded"  # the SmolLM2-135M-Instruct GGUF shipped in the llm
 MODES = ("base", "feedback")
 AGGREGATIONS = ("mean", "sum", "paper")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+SYSTEM_POLICIES = ("keep", "fold", "drop")
 
 ENV_PREFIX = "FLR_"
 MAX_BATCH_SIZE = 1_000_000  # follow-ups per pass; more is a typo (the GPU memory caps a pass anyway)
@@ -37,6 +38,7 @@ class ScoringConfig:
     batch_size: int = 32  # a pass holds this many follow-ups of up to 64 tokens; results do not depend on it
     max_length: int | None = None  # token budget per scored sequence; None = the model's context size
     trust_remote_code: bool = False  # run model code from the Hub only when the user asks
+    system_policy: str = "keep"  # a system message: "keep" it, "fold" it into the first user turn, "drop" it
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -45,6 +47,9 @@ class ScoringConfig:
             raise ConfigError(
                 f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {self.aggregation!r}"
             )
+        if self.system_policy not in SYSTEM_POLICIES:
+            raise ConfigError(f"system policy must be one of {', '.join(SYSTEM_POLICIES)}; "
+                              f"got {self.system_policy!r}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:
@@ -71,8 +76,11 @@ class ScoringConfig:
 
     def scoring_key(self) -> dict[str, Any]:
         """The settings that change a score's value (batch size and device do not)."""
-        return {"mode": self.mode, "aggregation": self.aggregation, "dtype": self.dtype,
-                "max_length": self.max_length}
+        key = {"mode": self.mode, "aggregation": self.aggregation, "dtype": self.dtype,
+               "max_length": self.max_length}
+        if self.system_policy != "keep":  # absent by default: cached scores keep their keys
+            key["system_policy"] = self.system_policy
+        return key
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ScoringConfig":

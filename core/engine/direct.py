@@ -7,9 +7,8 @@ aggregation, Direct stays the mean log-probability: a raw logit is not a likelih
 
 It costs no extra forward pass: every follow-up is rendered after the conversation, so the
 conversation prefix that the fast path computes once (`core.engine.scorer`) already holds the
-reply. `core.engine.rendering.reply_span` finds the reply's tokens in the rendered conversation (the tokens that the
-rendering with the reply has and the rendering with an empty reply lacks, as follow-ups are
-found in `core.engine.rendering`); `DirectReader` runs the output head at those positions of
+reply. `core.engine.rendering.reply_span` finds the reply's tokens in the rendered conversation (the tokens whose
+characters overlap the reply's text, as follow-ups are found: `core.engine.spans`); `DirectReader` runs the output head at those positions of
 the prefix's hidden states during the pass that computes the prefix (the first conversation
 of a scorer, scored alone for the self-check, included: a conversation's Direct is the same
 whichever worker or shard position it lands in). Only where the prefix path is not used (a

@@ -79,7 +79,8 @@ def explain(scorer: "FLRScorer", conversation: Conversation, followups: Followup
     """Per-token values of every follow-up of `followups` after `conversation`."""
     texts = list(dict.fromkeys(followups.utterances()))
     rendered = render(scorer.loaded.tokenizer, conversation, texts, mode=scorer.config.mode,
-                      aggregation=scorer.config.aggregation, max_length=scorer.max_length)
+                      aggregation=scorer.config.aggregation, max_length=scorer.max_length,
+                      system_policy=scorer.config.system_policy)
     requests = rendered.requests
     scorer.score_requests(requests[:1])  # runs the fast path's one-time self-check if due
     if scorer.uses_shared_prefix:
@@ -113,7 +114,8 @@ def reference_tokens(scorer: "FLRScorer", conversation: Conversation,
     """`explain` by one full pass per follow-up (for tests and as the definition)."""
     texts = list(dict.fromkeys(followups.utterances()))
     rendered = render(scorer.loaded.tokenizer, conversation, texts, mode=scorer.config.mode,
-                      aggregation=scorer.config.aggregation, max_length=scorer.max_length)
+                      aggregation=scorer.config.aggregation, max_length=scorer.max_length,
+                      system_policy=scorer.config.system_policy)
     values = [reference_values(scorer, r) for r in rendered.requests]
     return _explanation(scorer, followups, texts, rendered.requests, values)
 

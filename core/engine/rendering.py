@@ -1,9 +1,11 @@
 """Turning a conversation plus a follow-up into token ids and the positions to score.
 
 Base mode: the follow-up is the next user turn after the conversation, rendered with the model's
-own chat template. Its tokens are those the rendering has beyond the rendering of the same
-conversation with an empty follow-up (common prefix and common suffix removed), so role
-headers and end-of-turn markers are never scored.
+own chat template. Its tokens are those whose characters overlap the follow-up's text in the
+rendering (`core.engine.spans`, located with a sentinel, not by comparing renderings): role
+headers and end-of-turn markers are never scored, and a token that fuses template text with the
+follow-up's first or last characters (`ĊĊ` in Qwen, `▁That` in Mistral v0.3) is the
+follow-up's and is scored. The Direct baseline's reply span is found the same way.
 
 Feedback mode (a scorer fine-tuned on natural-language feedback, as in the paper): roles are
 swapped. The instruction `FEEDBACK_INSTRUCTION` is the first user turn, the last user utterance
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from core.engine.conversation import ASSISTANT, USER, Conversation
+from core.engine.spans import message_span, render_text
 from core.engine.truncation import fit_exchanges
 from core.errors import ConversationError
 from core.limits import InputLimits
@@ -81,10 +84,12 @@ class RenderedConversation:
 
 
 def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str], *,
-           mode: str, aggregation: str, max_length: int) -> RenderedConversation:
+           mode: str, aggregation: str, max_length: int, system_policy: str = "keep") -> RenderedConversation:
     """Requests for every follow-up, fitting `max_length` tokens by cutting from the left
-    (`core.engine.truncation`: about one tokenization however many turns are dropped)."""
+    (`core.engine.truncation`: about one tokenization however many turns are dropped).
+    A template that refuses the conversation raises `TemplateRefusalError`."""
     InputLimits.current().check_turns(conversation.utterances, "conversation", ConversationError)
+    conversation = with_system_policy(conversation, system_policy)
     if mode == "feedback":  # only the last exchange is rendered; nothing to drop
         empty, *fulls = _encode(tokenizer, conversation, ["", *followups], mode)
         dropped = 0
@@ -96,7 +101,8 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
     cut = max(0, longest - max_length)
     requests = []
     for text, full in zip(followups, fulls):
-        requests.append(_request(tokenizer, text, full, empty, aggregation, cut))
+        messages = scored_messages(conversation, text, mode)
+        requests.append(_request(tokenizer, text, messages, full, aggregation, cut))
     warnings = list(conversation.warnings)
     if dropped:
         warnings.append(f"conversation too long for {max_length} tokens: dropped the oldest "
@@ -108,18 +114,28 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
                                 reply_span(tokenizer, conversation, empty, mode, cut))
 
 
+def with_system_policy(conversation: Conversation, policy: str) -> Conversation:
+    """The conversation as scored under `ScoringConfig.system_policy`: the system message kept,
+    folded into the first user turn (a blank line between them), or dropped."""
+    if not conversation.system or policy == "keep":
+        return conversation
+    utterances = list(conversation.utterances)
+    if policy == "fold":
+        utterances[0] = f"{conversation.system}\n\n{utterances[0]}"
+    return Conversation(tuple(utterances), None, conversation.warnings)
+
+
 def reply_span(tokenizer: Any, conversation: Conversation, empty: Sequence[int], mode: str,
                cut: int) -> ReplySpan | None:
-    """The reply's tokens in `empty` (the conversation rendered with an empty follow-up): those
-    the rendering with an empty reply lacks, in the coordinates of requests whose first `cut`
-    tokens were dropped; None if the reply renders to no tokens or was cut."""
+    """The reply's tokens in `empty` (the conversation rendered with an empty follow-up), in the
+    coordinates of requests whose first `cut` tokens were dropped; None if the reply renders to
+    no tokens or was cut."""
     messages = scored_messages(conversation, "", mode)
     index = max(i for i, m in enumerate(messages) if m["content"] == conversation.reply)
-    blank = [dict(m) for m in messages]
-    blank[index]["content"] = ""
-    (without,) = encode_messages(tokenizer, [blank])
-    start = common_prefix(empty, without)
-    end = len(empty) - _common_suffix(empty[start:], without[start:])
+    template, specials = _template(tokenizer)
+    span = message_span(tokenizer, messages, index, template, specials)
+    assert list(span.ids) == list(empty), "the reply's rendering differs from the conversation's"
+    start, end = span.start, span.end
     if end <= start or start - cut < 1:
         return None
     return ReplySpan(tuple(range(start - 1 - cut, end - 1 - cut)), tuple(empty[start:end]))
@@ -144,14 +160,21 @@ def scored_messages(conversation: Conversation, followup: str, mode: str) -> lis
 def encode_messages(tokenizer: Any, conversations: list[list[dict[str, str]]]) -> list[list[int]]:
     """Token ids of each message list rendered with the chat template; tokenized in one call
     (a fast tokenizer encodes a batch on all cores, under half the time of one call each)."""
-    template = None if getattr(tokenizer, "chat_template", None) else PLAIN_TEMPLATE
-    texts = [tokenizer.apply_chat_template(m, chat_template=template, tokenize=False)
-             for m in conversations]
-    return [list(ids) for ids in tokenizer(texts, add_special_tokens=template is not None).input_ids]
+    template, specials = _template(tokenizer)
+    texts = [render_text(tokenizer, m, template) for m in conversations]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=specials).input_ids]
 
 
-def _request(tokenizer: Any, text: str, full: list[int], empty: list[int], aggregation: str,
-             cut: int) -> Request:
+def _template(tokenizer: Any) -> tuple[str | None, bool]:
+    """(chat template to pass, whether the tokenizer adds special tokens): the model's own
+    template writes its BOS itself; `PLAIN_TEMPLATE` does not."""
+    if getattr(tokenizer, "chat_template", None):
+        return None, False
+    return PLAIN_TEMPLATE, True
+
+
+def _request(tokenizer: Any, text: str, messages: list[dict[str, str]], full: list[int],
+             aggregation: str, cut: int) -> Request:
     if aggregation == "paper":
         paper_ids = tuple(tokenizer(text).input_ids)
         position = len(full) - len(paper_ids)
@@ -162,8 +185,9 @@ def _request(tokenizer: Any, text: str, full: list[int], empty: list[int], aggre
             )
         ids = full[cut:]
         return Request(tuple(ids), (position - cut,), (paper_ids,))
-    start = common_prefix(full, empty)
-    end = len(full) - _common_suffix(full[start:], empty[start:])
+    span = message_span(tokenizer, messages, len(messages) - 1, *_template(tokenizer))
+    assert list(span.ids) == list(full), "the follow-up's rendering differs from its tokenization"
+    start, end = span.start, span.end
     if end <= start:
         raise ConversationError(f"follow-up {text!r} renders to no tokens of its own")
     if start - cut < 1:
@@ -174,22 +198,3 @@ def _request(tokenizer: Any, text: str, full: list[int], empty: list[int], aggre
     positions = tuple(range(start - 1 - cut, end - 1 - cut))
     targets = tuple((ids[p + 1],) for p in positions)
     return Request(tuple(ids), positions, targets)
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading tokens `a` and `b` share."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _common_suffix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(reversed(a), reversed(b)):
-        if x != y:
-            break
-        n += 1
-    return n

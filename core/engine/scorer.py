@@ -41,7 +41,8 @@ from core.errors import ConversationError
 from core.engine.followups import FollowupSet
 from core.engine.models import LoadedModel, load_model
 from core.engine.fast.packing import Pass, PrefixBlock, Segment, in_order, pack_rows, plan_passes, row_width
-from core.engine.rendering import RenderedConversation, Request, common_prefix, render
+from core.engine.rendering import RenderedConversation, Request, render
+from core.engine.spans import common_prefix
 from core.engine.fast.trie import ROOT, Piece, SuffixTrie
 from core.engine.results import CategoryScore, ConversationScore
 
@@ -192,7 +193,8 @@ class FLRScorer:
         held = 0
         for conversation in conversations:
             rendered = render(self.loaded.tokenizer, conversation, texts, mode=self.config.mode,
-                              aggregation=self.config.aggregation, max_length=self.max_length)
+                              aggregation=self.config.aggregation, max_length=self.max_length,
+                              system_policy=self.config.system_policy)
             length = min(len(r.ids) for r in rendered.requests)
             if group and held + length > budget:
                 yield group

@@ -6,9 +6,13 @@ own model's template, so the turns must be recovered first. Each known template 
 regular expression for its turn headers (the `role` group names the speaker) plus the markers
 that close a turn or pad a sequence and are stripped from a turn's text.
 
-Shortcuts taken on purpose: a template is recognised by its headers alone (the first
-non-special text of the query must be one of its headers), and the text between two headers is
-one turn. Where the trainer also sends the rendered prompt, the response is everything after it,
+Shortcuts taken on purpose: a template is recognised by its headers (the first non-special
+text of the query must be one of its headers; Phi-3 and Zephyr share headers and are told apart
+by their end-of-turn token), and the text between two headers is one turn. System text a
+template writes itself (Llama 3.1's "Cutting Knowledge Date", Qwen2.5's "You are Qwen")
+is removed, so a scorer does not render it a second time as the user's; a user's system message
+identical to Qwen's default is removed too. Mistral templates write a system prompt into a user
+turn (v0.2 the first, v0.3 the last): it stays part of that turn, with a warning. Where the trainer also sends the rendered prompt, the response is everything after it,
 so a response that happens to contain a header-like line stays whole.
 """
 
@@ -37,8 +41,19 @@ class QueryTemplate:
 
     name: str
     header: str  # regex of a turn header; group "role" names the speaker
-    markers: tuple[str, ...]  # end-of-turn, begin/end-of-text and padding tokens, stripped
+    markers: tuple[str, ...]  # end-of-turn first, then begin/end-of-text and padding tokens, stripped
     special: bool = True  # has special tokens; plain-text templates are tried last
+    default_system: tuple[str, ...] = ()  # regexes of system text the template itself writes
+    merges_system: bool = False  # the template writes a system prompt into a user turn
+
+    def own_system(self, system: str | None) -> str | None:
+        """The user's system message without the text the template injects (None if nothing is
+        left): Llama 3.1's "Cutting Knowledge Date" header, Qwen2.5's "You are Qwen" default."""
+        if system is None:
+            return None
+        for pattern in self.default_system:
+            system = re.sub(pattern, "", system, count=1).strip()
+        return system or None
 
     def headers(self, text: str) -> list[re.Match[str]]:
         return list(re.finditer(self.header, text, re.IGNORECASE))
@@ -46,15 +61,20 @@ class QueryTemplate:
 
 TEMPLATES: dict[str, QueryTemplate] = {t.name: t for t in (
     QueryTemplate("chatml", r"<\|im_start\|>(?P<role>system|user|assistant)[^\S\n]*\n?",
-                  ("<|im_end|>", "<|endoftext|>")),
+                  ("<|im_end|>", "<|endoftext|>"),
+                  default_system=(r"\AYou are Qwen, created by Alibaba Cloud\. You are a helpful assistant\.\Z",)),
     QueryTemplate("llama3", r"<\|start_header_id\|>(?P<role>system|user|assistant)<\|end_header_id\|>",
-                  ("<|eot_id|>", "<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>")),
+                  ("<|eot_id|>", "<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>"),
+                  default_system=(r"\A(?:Environment: ipython\n)?Cutting Knowledge Date: [^\n]*\n"
+                                  r"(?:Today Date: [^\n]*(?:\n|\Z))?",)),
     QueryTemplate("gemma", r"<start_of_turn>(?P<role>user|model|system)[^\S\n]*\n?",
                   ("<end_of_turn>", "<bos>", "<eos>", "<pad>")),
     QueryTemplate("phi3", r"<\|(?P<role>system|user|assistant)\|>[^\S\n]*\n?",
-                  ("<|end|>", "<|endoftext|>")),
+                  ("<|end|>", "<|endoftext|>", "<s>")),  # Phi-3-mini's original template writes <s>
+    QueryTemplate("zephyr", r"<\|(?P<role>system|user|assistant)\|>[^\S\n]*\n?",  # also TinyLlama-chat
+                  ("</s>", "<s>", "<unk>", "<pad>")),
     QueryTemplate("mistral", r"(?P<role>\[INST\]|\[/INST\]|\[SYSTEM_PROMPT\])",
-                  ("</s>", "<s>", "[/SYSTEM_PROMPT]", "<pad>", "<unk>")),
+                  ("</s>", "<s>", "[/SYSTEM_PROMPT]", "<pad>", "<unk>"), merges_system=True),
     QueryTemplate("plain", r"(?:^|\n)[^\S\n]*(?P<role>human|user|assistant|system)[^\S\n]*:[^\S\n]?",
                   ("<|endoftext|>", "</s>", "<s>", "<eos>", "<pad>"), special=False),
 )}
@@ -65,12 +85,14 @@ _PROBE = [{"role": "user", "content": "Ping?"}, {"role": "assistant", "content":
 def recognise(text: str, forced: QueryTemplate | None = None) -> QueryTemplate | None:
     """The template whose header starts `text` (after leading special tokens), or None."""
     candidates = [forced] if forced is not None else list(TEMPLATES.values())
+    matching = []
     for template in candidates:
         body = _strip_markers(text, template).lstrip()
         found = re.match(template.header, body, re.IGNORECASE)
         if found is not None and found.start() == 0:
-            return template
-    return None
+            matching.append(template)
+    # templates with the same headers (Phi-3 and Zephyr) differ in how a turn ends
+    return next((t for t in matching if t.markers[0] in text), matching[0] if matching else None)
 
 
 def split_query(query: str, prompt: str | None = None, forced: QueryTemplate | None = None,
@@ -94,8 +116,13 @@ def split_query(query: str, prompt: str | None = None, forced: QueryTemplate | N
         turns.append(("assistant", _clean(response, template)))
     else:
         turns = _turns(query, template)
-    return conversation_of([{"role": role, "content": text} for role, text in turns],
-                           f"{where} ({template.name} template)")
+    where = f"{where} ({template.name} template)"
+    conversation = conversation_of([{"role": role, "content": text} for role, text in turns], where)
+    warnings = list(conversation.warnings)
+    if template.merges_system and any("\n\n" in u for u in conversation.utterances[:-1:2]):
+        warnings.append(f"{where}: this template writes a system prompt into a user turn, so one "
+                        "cannot be told apart from the user's text; it is scored as part of that turn")
+    return Conversation(conversation.utterances, template.own_system(conversation.system), tuple(warnings))
 
 
 def conversation_of(messages: list[dict[str, str]], where: str) -> Conversation:
@@ -171,5 +198,5 @@ def _expected(forced: QueryTemplate | None) -> str:
     if forced is not None:
         return f"does not start with a turn header of the {forced.name} template (forced by --query-template)"
     return ("matches no known chat template; expected a query rendered with ChatML (<|im_start|>), "
-            "Llama 3 (<|start_header_id|>), Gemma (<start_of_turn>), Phi-3 (<|user|>), Mistral ([INST]) "
+            "Llama 3 (<|start_header_id|>), Gemma (<start_of_turn>), Phi-3 or Zephyr (<|user|>), Mistral ([INST]) "
             "or plain 'Human:'/'Assistant:' turns, or start the server with --query-template")

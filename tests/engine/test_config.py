@@ -80,6 +80,7 @@ def test_as_dict_has_every_field():
     assert ScoringConfig().as_dict() == {
         "model": "embedded", "device": "auto", "dtype": "auto", "mode": "base",
         "aggregation": "mean", "batch_size": 32, "max_length": None, "trust_remote_code": False,
+        "system_policy": "keep",
     }
 
 
