@@ -86,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
                 result = scorer.score(conversation, followups)
             except ConversationError as err:  # e.g. the model's template refuses it: skip the row
                 failed.append(f"item {number}: {err}")
+                if len(failed) == len(items):  # nothing scored: keep an existing output as it was
+                    raise InputError(err if len(items) == 1 else
+                                     f"none of the {len(items)} conversations could be scored; "
+                                     f"{'; '.join(failed[:3])}") from err
                 record["error"] = str(err)
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 continue
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    print(f"wrote {len(items)} scored conversation(s) to {output}", file=sys.stderr)
+    print(f"wrote {len(items) - len(failed)} scored conversation(s) to {output}", file=sys.stderr)
     if failed:
         print(f"error: {len(failed)} conversation(s) could not be scored (their records carry an "
               f"'error' field): {'; '.join(failed[:3])}", file=sys.stderr)

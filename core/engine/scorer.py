@@ -129,9 +129,8 @@ class FLRScorer:
         for group in self._conversation_groups(conversations, texts):
             if not self._checked:  # the first conversation goes through the self-check alone
                 first = group.pop(0)
-                # Direct read from the same packed pass as every later conversation's, so a
-                # conversation's Direct does not depend on whether it came first to this scorer
-                # (a Ray worker's shard starts anywhere in the input)
+                # Direct read in the same packed pass as later conversations': it must not depend
+                # on coming first to this scorer (a Ray worker's shard starts anywhere)
                 first_reader = DirectReader([first], self.config.aggregation, self.loaded)
                 values = self.score_requests(first.requests, first_reader)
                 results.append(_result(followups, texts, first, values, first_reader.value(0)))

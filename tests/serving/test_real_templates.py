@@ -88,7 +88,8 @@ def test_server_scores_a_gemma_query_and_answers_422_for_a_system_message_gemma_
     followups = default_followups()
     messages = [{"role": "user", "content": TURNS[0]}, {"role": "assistant", "content": TURNS[1]}]
     query = scorer.loaded.tokenizer.apply_chat_template(messages, tokenize=False) + "<eos><pad><pad>"
-    with TestClient(create_app(scorer, followups, ServeConfig(max_batch_wait_ms=0))) as client:
+    with TestClient(create_app(scorer, followups, ServeConfig(max_batch_wait_ms=0)),
+                    base_url="http://127.0.0.1") as client:
         answer = client.post("/get_reward", json={"query": [query]})
         assert answer.status_code == 200, answer.text
         from core.engine.conversation import from_utterances
