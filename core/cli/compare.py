@@ -22,7 +22,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "compare", help="compare two evaluation reports on the same rows",
         description="Two REPORT.json files of flr evaluate side by side: per benchmark, each "
-                    "run's figure on the rows both judged, the difference B - A and its 95%% "
+                    "run's figure on the rows both judged, the difference B - A and its 95% "
                     "paired-bootstrap interval.")
     parser.add_argument("a", type=Path, metavar="A.json")
     parser.add_argument("b", type=Path, metavar="B.json")

@@ -1,11 +1,7 @@
 """The `evaluate` subcommand: benchmark files in, a metrics table and REPORT.json out.
 
-    flr evaluate [PATHS...] [--dataset NAME --split S] [--model M] [--followups SET.json]
-        [--mode ...] [--aggregation ...] [--kind ...] [--score-field F] [--limit N] [--elo FILE]
-        [--elo-map MODEL=ELO_NAME] [--drop-duplicates] [--sections FILE]
-        [--report REPORT.json] [--output-dir DIR] [--cache PATH | --no-cache]
-
-`add_parser(subparsers)` registers it on the main parser (`core.cli.main`); `run(args)` does the
+The flags are those of `flr evaluate --help` (the README's command reference is generated from
+it). `add_parser(subparsers)` registers it on the main parser (`core.cli.main`); `run(args)` does the
 work and returns the exit status. Scores are cached in SQLite outside the checkout
 (`$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite`), so a second run
 on the same files loads no model. Bad input prints one line naming the file, line and field,
@@ -20,10 +16,12 @@ import logging
 import math
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from core.cli.flags import add_ray_arguments, add_scoring_arguments, cluster_from_args, config_from_args
+from core.cli.flags import (add_ray_arguments, add_scoring_arguments, check_row_limit, cluster_from_args,
+                            config_from_args, row_limit)
 from core.errors import FLRError, InputError
 from core.engine.followups import DEFAULT_PATH as DEFAULT_FOLLOWUPS_PATH
 from core.evaluation.report_cache import ReportMemo, default_cache_path, memo_key
@@ -58,15 +56,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_scoring_arguments(model)  # the flags every scoring command shares
     model.add_argument("--categories", help="comma-separated categories of the set to use")
     data = parser.add_argument_group("benchmark files")
-    data.add_argument("--dataset", action="append", default=[], metavar="NAME",
+    data.add_argument("--dataset", action="append", default=[], metavar="NAME[:CONFIG]",
                       help="a dataset by name through the datasets library: a Hub id (e.g. "
-                           "allenai/reward-bench), a local dataset folder or an hf:// file; repeatable")
+                           "allenai/reward-bench, Anthropic/hh-rlhf:helpful-base), a local dataset "
+                           "folder or an hf:// file; repeatable")
+    data.add_argument("--dataset-config", metavar="CONFIG",
+                      help="the configuration of --dataset when NAME:CONFIG does not give one")
+    data.add_argument("--dataset-revision", metavar="REV",
+                      help="the Hub branch, tag or commit of --dataset (default: main); the report "
+                           "records the revision read")
     data.add_argument("--split", metavar="S", help="the split of --dataset (e.g. filtered, test)")
     data.add_argument("--kind", choices=KINDS, help="override the detected benchmark kind")
     data.add_argument("--score-field", metavar="F",
                       help="ground-truth field of rating files (dots reach into objects)")
-    data.add_argument("--limit", type=int, metavar="N",
-                      help="first N pairs / rows per benchmark (ranking: first N prompts)")
+    data.add_argument("--limit", type=row_limit, metavar="N|F",
+                      help="first N pairs / rows per benchmark (ranking: first N prompts), or a "
+                           "fraction F of them (0.1 = the first 10%%, rounded up)")
     data.add_argument("--elo", type=Path, metavar="FILE",
                       help="reference ELO table, JSON or CSV (default: the paper's LMSYS ELO)")
     data.add_argument("--elo-map", action="append", default=[], metavar="MODEL=ELO_NAME",
@@ -90,6 +95,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
     out.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N",
                      help="bootstrap resamples per confidence interval (default: %(default)s)")
+    out.add_argument("--seed", type=int, metavar="S",
+                     help="seed of the bootstrap resampling (default: a fixed seed, so reruns agree)")
     add_ray_arguments(parser)
 
 
@@ -117,19 +124,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
-    if args.limit is not None and args.limit < 1:
-        raise _usage("--limit must be a positive number of rows")
+    check_row_limit(args.limit)
     if args.bootstrap < 100:
         raise _usage("--bootstrap needs at least 100 resamples for a 95% interval")
     config = config_from_args(args)
     cluster = cluster_from_args(args)  # None without --ray; says how to install Ray when missing
     elo_map = parse_elo_map(args.elo_map)
+    sources: list[dict[str, Any]] = []
     if args.dataset:
-        from core.evaluation.hub import dataset_file
+        from core.evaluation.hub import load_dataset_file
 
-        args.paths = list(args.paths) + [str(dataset_file(d, args.split)) for d in args.dataset]
-    elif args.split:
-        raise _usage("--split names a split of --dataset; give --dataset NAME too")
+        for item in args.dataset:
+            name, dataset_config = dataset_name(item, args.dataset_config)
+            found = load_dataset_file(name, args.split, config=dataset_config,
+                                      revision=args.dataset_revision)
+            args.paths = [*args.paths, str(found.path)]
+            sources.append(found.source)
+    elif args.split or args.dataset_config or args.dataset_revision:
+        flag = "--split" if args.split else "--dataset-config" if args.dataset_config else "--dataset-revision"
+        raise _usage(f"{flag} belongs to --dataset; give --dataset NAME too")
+    args.dataset_sources = sources
     if not args.paths:
         raise _usage("give benchmark files or folders, or --dataset NAME")
     report_path = args.report or ((args.output_dir / "REPORT.json") if args.output_dir
@@ -138,7 +152,8 @@ def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
     key = None
     if cache_path is not None:
         settings = {"kind": args.kind, "score_field": args.score_field, "limit": args.limit,
-                    "bootstrap": args.bootstrap, "categories": args.categories,
+                    "bootstrap": args.bootstrap, "categories": args.categories, "seed": args.seed,
+                    "datasets": sources,
                     "elo_map": elo_map, "drop_duplicates": args.drop_duplicates}
         extra = [Path(args.followups) if args.followups else DEFAULT_FOLLOWUPS_PATH]
         extra += [Path(p) for p in (args.elo, args.sections) if p]
@@ -185,6 +200,16 @@ def free_report_path(folder: Path) -> Path:
         k += 1
         path = folder / f"REPORT-{k}.json"
     return path
+
+
+def dataset_name(item: str, config: str | None) -> tuple[str, str | None]:
+    """`--dataset NAME[:CONFIG]` as (name, config); `--dataset-config` fills in a missing config.
+    A colon belongs to the name when the whole is an existing path or the tail has a slash
+    (`hf://...`)."""
+    name, sep, tail = item.rpartition(":")
+    if not sep or not name or "/" in tail or "\\" in tail or Path(item).exists():
+        return item, config
+    return name, tail or config
 
 
 def parse_elo_map(items: Sequence[str]) -> dict[str, str]:
@@ -247,12 +272,14 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
     else:
         session = contextlib.nullcontext()
 
+    seed = getattr(args, "seed", None) if getattr(args, "func", run) is run else None  # tune's deals folds
+    options = EvaluationOptions(limit=args.limit, elo=elo, bootstrap_samples=args.bootstrap,
+                                elo_map=elo_map or {}, sections=sections,
+                                datasets=tuple(getattr(args, "dataset_sources", ())),
+                                **({} if seed is None else {"seed": seed}))
     with session, _ProgressBar() as progress:
         return run_evaluation(benchmarks, scorer_factory=factory, config=config,
-                              followups=followups, cache_path=cache_path,
-                              options=EvaluationOptions(limit=args.limit, elo=elo,
-                                                        bootstrap_samples=args.bootstrap,
-                                                        elo_map=elo_map or {}, sections=sections),
+                              followups=followups, cache_path=cache_path, options=options,
                               progress=progress, cancel=threading.Event())
 
 
@@ -260,11 +287,22 @@ def _usage(message: str) -> FLRError:
     return InputError(message)
 
 
-class _ProgressBar:
-    """A tqdm bar on stderr while conversations are scored (silent when not a terminal)."""
+PROGRESS_SECONDS = 10.0  # a progress line this often when stderr is a log file, not a terminal
 
-    def __init__(self) -> None:
+
+class _ProgressBar:
+    """A tqdm bar on stderr while conversations are scored; when stderr is not a terminal (a
+    log file, a cluster job), a plain line every `PROGRESS_SECONDS`: done / total, rate, time
+    left."""
+
+    def __init__(self, stream: Any = None, clock: Any = time.monotonic,
+                 every: float = PROGRESS_SECONDS) -> None:
         self._bar: Any = None
+        self._stream = stream if stream is not None else sys.stderr
+        self._clock, self._every = clock, every
+        self._started: float | None = None  # when the first chunk was reported scored
+        self._first_done = 0  # conversations done by then
+        self._last = -math.inf  # when the last line was written
 
     def __enter__(self) -> "_ProgressBar":
         return self
@@ -275,7 +313,8 @@ class _ProgressBar:
 
     def __call__(self, done: int, total: int, message: str) -> None:
         if self._bar is None:
-            if not sys.stderr.isatty():
+            if not self._stream.isatty():
+                self._line(done, total, message)
                 return
             from tqdm import tqdm
 
@@ -283,6 +322,31 @@ class _ProgressBar:
         self._bar.set_postfix_str(message, refresh=False)
         self._bar.n = done
         self._bar.refresh()
+
+    def _line(self, done: int, total: int, message: str) -> None:
+        now = self._clock()
+        if done > 0 and self._started is None:  # the rate is measured from the first chunk on,
+            self._started, self._first_done = now, done  # not over the model's loading
+        if now - self._last < self._every and done < total:
+            return
+        self._last = now
+        elapsed = now - self._started if self._started is not None else 0.0
+        rate = (done - self._first_done) / elapsed if elapsed > 0 else 0.0
+        if done >= total:
+            tail = "done"
+        elif rate > 0:
+            tail = f"{rate:.2f}/s, about {_duration((total - done) / rate)} left"
+        else:
+            tail = message
+        print(f"scoring: {done}/{total} conversations ({100 * done / max(total, 1):.0f}%), {tail}",
+              file=self._stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 # --------------------------------------------------------------------------- the table

@@ -10,7 +10,8 @@ import argparse
 from typing import Sequence
 
 from core.distributed.settings import ClusterSettings
-from core.engine.config import AGGREGATIONS, DTYPES, MODES, SYSTEM_POLICIES, ScoringConfig
+from core.errors import InputError
+from core.engine.config import AGGREGATIONS, AUTO_BATCH_SIZE, DTYPES, MODES, SYSTEM_POLICIES, ScoringConfig
 
 
 def add_scoring_arguments(parser: argparse.ArgumentParser, model_flags: Sequence[str] = ("--model",),
@@ -29,11 +30,46 @@ def add_scoring_arguments(parser: argparse.ArgumentParser, model_flags: Sequence
                              "user turn (for templates without a system role), or drop it")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
     parser.add_argument("--dtype", choices=DTYPES, help="auto (default): bf16/fp16 on GPU, fp32 on CPU")
-    parser.add_argument("--batch-size", type=int,
-                        help="a pass holds N follow-ups of up to 64 tokens (default 32); scores do not depend on it")
+    parser.add_argument("--batch-size", type=batch_size, metavar="N|auto",
+                        help="a pass holds N follow-ups of up to 64 tokens (default 32; auto: as many "
+                             "as the GPU's free memory holds); scores do not depend on it")
+    parser.add_argument("--revision", metavar="REV",
+                        help="the model's Hub branch, tag or commit (default: main)")
     parser.add_argument("--max-length", type=int, help="token budget per sequence (default: model context)")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
                         help="allow model code from the Hub (off by default)")
+
+
+def row_limit(text: str) -> int | float:
+    """`--limit`'s value: a count of rows (`120`) or a share of each benchmark's rows (`0.1` =
+    the first 10%, rounded up, as lm_eval's `--limit` reads it)."""
+    if "=" in text:  # `--limit turns=20000`: the input-limit flag's old spelling
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: --limit takes a number of rows (or a fraction such as 0.1); input limits "
+            f"are set with --max NAME=N")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of rows (e.g. 100) or a fraction of them (e.g. 0.1); got {text!r}") from None
+    return int(value) if value.is_integer() else value  # the range is the command's to check
+
+
+def check_row_limit(limit: int | float | None, what: str = "rows") -> None:
+    """Refuse a `--limit` that is neither a positive count nor a fraction between 0 and 1."""
+    if limit is not None and not (limit >= 1 and float(limit).is_integer() or 0 < limit < 1):
+        raise InputError(f"--limit must be a positive number of {what} or a fraction between 0 and 1 "
+                         f"(0.1 = the first 10%); got {limit:g}")
+
+
+def batch_size(text: str) -> int | str:
+    """`--batch-size`'s value: follow-ups per pass, or `auto` (as many as memory allows)."""
+    if text.strip().lower() == AUTO_BATCH_SIZE:
+        return AUTO_BATCH_SIZE
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of follow-ups per pass or 'auto'; got {text!r}") from None
 
 
 def config_from_args(args: argparse.Namespace) -> ScoringConfig:
@@ -41,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> ScoringConfig:
     return ScoringConfig.from_env(
         model=args.model, mode=args.mode, aggregation=args.aggregation, device=args.device,
         dtype=args.dtype, batch_size=args.batch_size, max_length=args.max_length,
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, revision=getattr(args, "revision", None),
         system_policy=getattr(args, "system_policy", None),
     )
 

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.cli.flags import add_scoring_arguments, config_from_args
+from core.cli.flags import add_scoring_arguments, check_row_limit, config_from_args, row_limit
 from core.errors import InputError
 from core.evaluation.report_cache import default_cache_path
 from core.names import KINDS
@@ -56,7 +56,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("benchmark files")
     data.add_argument("--kind", choices=KINDS, help="override the detected benchmark kind")
     data.add_argument("--score-field", metavar="F", help="ground-truth field of rating files")
-    data.add_argument("--limit", type=int, metavar="N", help="first N pairs / rows per benchmark")
+    data.add_argument("--limit", type=row_limit, metavar="N|F",
+                      help="first N pairs / rows per benchmark, or a fraction F of them (0.1 = 10%%)")
     data.add_argument("--cache", type=Path, metavar="PATH",
                       help=f"score cache (default: {default_cache_path()})")
     data.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
@@ -71,8 +72,7 @@ def labelled_examples(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
 
     if args.folds < 2:
         raise InputError(f"--folds must be at least 2; got {args.folds}")
-    if args.limit is not None and args.limit < 1:
-        raise InputError("--limit must be a positive number of rows")
+    check_row_limit(args.limit)
     config = config_from_args(args)
     followups = load_followups(args.followups) if args.followups else default_followups()
     cache_path = None if args.no_cache else (args.cache or default_cache_path())

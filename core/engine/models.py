@@ -118,6 +118,10 @@ def load_model(config: ScoringConfig) -> LoadedModel:
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     source = config.model
+    if config.revision is not None and (source == EMBEDDED_MODEL or Path(source).expanduser().exists()
+                                        or source.endswith(".gguf")):
+        raise ModelLoadError(f"--revision {config.revision} names a commit of a Hub model, but "
+                             f"{source!r} is a local model; drop --revision or give a Hub id")
     if source == EMBEDDED_MODEL:
         gguf = embedded_gguf_path()
         if gguf is None:
@@ -145,19 +149,20 @@ def load_model(config: ScoringConfig) -> LoadedModel:
     check_local_path(source)  # a mistyped folder says "no such folder", not "bad repo id"
     cache_only = prepare_hub_load(source)  # no Hub and not cached: fail now, not after retries
     return _load_pretrained(source, f"hub:{source}", source, device, dtype, config.trust_remote_code,
-                            local_files_only=cache_only)
+                            local_files_only=cache_only, revision=config.revision)
 
 
 def _load_pretrained(source: str, identity: str, name: str, device: Any, dtype: Any,
-                     trust_remote_code: bool, local_files_only: bool = False) -> LoadedModel:
+                     trust_remote_code: bool, local_files_only: bool = False,
+                     revision: str | None = None) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code,
-                                                  local_files_only=local_files_only)
+                                                  local_files_only=local_files_only, revision=revision)
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=dtype, trust_remote_code=trust_remote_code,
-            local_files_only=local_files_only,
+            local_files_only=local_files_only, revision=revision,
         )
     except Exception as err:  # transformers raises many types; the user needs one message
         raise ModelLoadError(f"could not load model {name!r} from {source}: {shorten(str(err), 600)}") from err
