@@ -303,6 +303,7 @@ class _ProgressBar:
         self._started: float | None = None  # when the first chunk was reported scored
         self._first_done = 0  # conversations done by then
         self._last = -math.inf  # when the last line was written
+        self._last_done = -1  # conversations done as of that line
 
     def __enter__(self) -> "_ProgressBar":
         return self
@@ -327,9 +328,9 @@ class _ProgressBar:
         now = self._clock()
         if done > 0 and self._started is None:  # the rate is measured from the first chunk on,
             self._started, self._first_done = now, done  # not over the model's loading
-        if now - self._last < self._every and done < total:
+        if (now - self._last < self._every and done < total) or self._last_done == total:
             return
-        self._last = now
+        self._last, self._last_done = now, done
         elapsed = now - self._started if self._started is not None else 0.0
         rate = (done - self._first_done) / elapsed if elapsed > 0 else 0.0
         if done >= total:

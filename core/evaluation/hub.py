@@ -63,13 +63,18 @@ def load_dataset_file(name: str, split: str | None = None, *, folder: Path | Non
     if revision:
         kwargs["revision"] = revision
     try:
-        if name.startswith("hf://") or Path(name).suffix in (".parquet", ".json", ".jsonl", ".csv"):
+        packaged = name.startswith("hf://") or Path(name).suffix in (".parquet", ".json", ".jsonl", ".csv")
+        if packaged:
             kind = {".json": "json", ".jsonl": "json", ".csv": "csv"}.get(Path(name).suffix, "parquet")
             builder = datasets.load_dataset_builder(kind, data_files=name, **kwargs)
             split = split or "train"
         else:
             builder = datasets.load_dataset_builder(name, config, **kwargs)
-        builder.download_and_prepare()  # what load_dataset does, keeping the builder's revision
+        local = Path(name).exists()
+        # What load_dataset does, keeping the builder for its revision. `datasets` keys a local
+        # folder's cache by its card, not its files: rebuild it, so an edited file is read.
+        builder.download_and_prepare(**({"download_mode": "force_redownload", "verification_mode": "no_checks"}
+                                         if local else {}))
         data = builder.as_dataset(split=split)
     except (ConnectionError, TimeoutError, OSError) as err:
         raise InputError(f"dataset {name!r}: cannot load it ({_first_line(err)}); {OFFLINE_HINT}") from None
@@ -84,7 +89,12 @@ def load_dataset_file(name: str, split: str | None = None, *, folder: Path | Non
     out.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9.-]+", "-", Path(name.rstrip("/")).name if Path(name).exists() else name)
     stem = re.sub(r"(?i)\b(accept|accepted|reject|rejected)\b", "x", stem).strip("-")  # not paper-layout words
-    digest = hashlib.sha256(data._fingerprint.encode()).hexdigest()[:8]
+    if local:
+        resolved = _files_fingerprint(builder.config.data_files)
+    else:  # a Hub dataset's builder hash is its commit; an hf:// file's is only the reader's code
+        resolved = None if packaged else getattr(builder, "hash", None)
+    # `_fingerprint` names the cache file, which a rebuilt local folder keeps: add its revision
+    digest = hashlib.sha256(f"{data._fingerprint}{resolved if local else ''}".encode()).hexdigest()[:8]
     chosen = builder.config.name if config else None
     path = out / digest / f"{stem}{'_' + chosen if chosen else ''}{'_' + split if split else ''}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,8 +103,20 @@ def load_dataset_file(name: str, split: str | None = None, *, folder: Path | Non
         data.to_parquet(str(tmp))
         tmp.replace(path)
     source = {"dataset": name, "config": chosen, "split": split, "requested_revision": revision,
-              "revision": getattr(builder, "hash", None), "rows": len(data), "file": path.name}
+              "revision": resolved, "rows": len(data), "file": path.name}
     return DatasetFile(path, source)
+
+
+def _files_fingerprint(data_files: Any) -> str:
+    """A local dataset's revision: a hash of its data files' contents (a Hub dataset's is its
+    commit)."""
+    digest = hashlib.sha256()
+    for file in sorted({str(f) for files in (data_files or {}).values() for f in files}):
+        digest.update(Path(file).name.encode() + b"\0")
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return "files:" + digest.hexdigest()[:16]
 
 
 def _config_hint(err: ValueError) -> str:
