@@ -34,7 +34,8 @@ def add_scoring_arguments(parser: argparse.ArgumentParser, model_flags: Sequence
                         help="a pass holds N follow-ups of up to 64 tokens (default 32; auto: as many "
                              "as the GPU's free memory holds); scores do not depend on it")
     parser.add_argument("--revision", metavar="REV",
-                        help="the model's Hub branch, tag or commit (default: main)")
+                        help="the model's Hub branch, tag or commit (default: main; the same as "
+                             "--model ORG/NAME@REV)")
     parser.add_argument("--max-length", type=int, help="token budget per sequence (default: model context)")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
                         help="allow model code from the Hub (off by default)")
@@ -74,12 +75,19 @@ def batch_size(text: str) -> int | str:
 
 def config_from_args(args: argparse.Namespace) -> ScoringConfig:
     """The one `ScoringConfig` of a command: flags over `FLR_*` variables over defaults."""
-    return ScoringConfig.from_env(
+    config = ScoringConfig.from_env(
         model=args.model, mode=args.mode, aggregation=args.aggregation, device=args.device,
         dtype=args.dtype, batch_size=args.batch_size, max_length=args.max_length,
-        trust_remote_code=args.trust_remote_code, revision=getattr(args, "revision", None),
+        trust_remote_code=args.trust_remote_code,
         system_policy=getattr(args, "system_policy", None),
     )
+    revision = getattr(args, "revision", None)
+    if revision is None:
+        return config
+    if not revision.strip() or "@" in config.model:
+        raise InputError(f"--revision {revision!r}: give one revision, either as --revision REV or "
+                         f"as --model ORG/NAME@REV")
+    return config.with_changes(model=f"{config.model}@{revision.strip()}")  # the one spelling models carry
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,14 +24,14 @@ ENV_PREFIX = "FLR_"
 AUTO_BATCH_SIZE = "auto"  # batch size: as many follow-ups per pass as free GPU memory holds
 MAX_BATCH_SIZE = 1_000_000  # follow-ups per pass; more is a typo (the GPU memory caps a pass anyway)
 MAX_LENGTH = 10_000_000  # tokens; longer than any model's context
-WEIGHT_FIELDS = ("model", "revision", "device", "dtype", "trust_remote_code")  # changing these loads other weights
+WEIGHT_FIELDS = ("model", "device", "dtype", "trust_remote_code")  # changing these loads other weights
 
 
 @dataclass(frozen=True)
 class ScoringConfig:
     """Everything that decides what a follow-up score means and how it is computed."""
 
-    model: str = EMBEDDED_MODEL  # Hub id, local folder, .gguf file, or "embedded"
+    model: str = EMBEDDED_MODEL  # Hub id (ORG/NAME@REV pins a revision), local folder, .gguf file, or "embedded"
     device: str = "auto"  # "auto" picks CUDA, then Apple MPS, then CPU
     dtype: str = "auto"  # "auto": bfloat16 on GPUs that support it, else float16 on GPU, float32 on CPU
     mode: str = "base"  # "base": follow-up is the next user turn; "feedback": role-swapped scorer
@@ -40,7 +40,6 @@ class ScoringConfig:
     max_length: int | None = None  # token budget per scored sequence; None = the model's context size
     trust_remote_code: bool = False  # run model code from the Hub only when the user asks
     system_policy: str = "keep"  # a system message: "keep" it, "fold" it into the first user turn, "drop" it
-    revision: str | None = None  # Hub branch, tag or commit of `model`; None = the default branch
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -55,15 +54,14 @@ class ScoringConfig:
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
         if self.batch_size != AUTO_BATCH_SIZE and (not _is_int(self.batch_size) or self.batch_size < 1):
-            raise ConfigError(f"batch size must be a positive integer or 'auto'; got {self.batch_size!r}")
+            raise ConfigError(f"batch size must be a positive integer; got {self.batch_size!r} (or 'auto': "
+                              "as many as free GPU memory holds)")
         if _is_int(self.batch_size) and self.batch_size > MAX_BATCH_SIZE:
             raise ConfigError(f"batch size must be at most {MAX_BATCH_SIZE:,}; got {self.batch_size!r}")
         if self.max_length is not None and (not _is_int(self.max_length) or self.max_length < 8):
             raise ConfigError(f"max length must be an integer of at least 8 tokens; got {self.max_length!r}")
         if self.max_length is not None and self.max_length > MAX_LENGTH:
             raise ConfigError(f"max length must be at most {MAX_LENGTH:,} tokens; got {self.max_length!r}")
-        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()):
-            raise ConfigError(f"revision must be a branch, tag or commit of the model; got {self.revision!r}")
         if not self.model:
             raise ConfigError("model must be a Hub id, a local path, a .gguf file or 'embedded'")
 

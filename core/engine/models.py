@@ -117,11 +117,7 @@ def load_model(config: ScoringConfig) -> LoadedModel:
     """Load the model and tokenizer that `config.model` names, on the configured device."""
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
-    source = config.model
-    if config.revision is not None and (source == EMBEDDED_MODEL or Path(source).expanduser().exists()
-                                        or source.endswith(".gguf")):
-        raise ModelLoadError(f"--revision {config.revision} names a commit of a Hub model, but "
-                             f"{source!r} is a local model; drop --revision or give a Hub id")
+    source, revision = split_revision(config.model)
     if source == EMBEDDED_MODEL:
         gguf = embedded_gguf_path()
         if gguf is None:
@@ -149,7 +145,19 @@ def load_model(config: ScoringConfig) -> LoadedModel:
     check_local_path(source)  # a mistyped folder says "no such folder", not "bad repo id"
     cache_only = prepare_hub_load(source)  # no Hub and not cached: fail now, not after retries
     return _load_pretrained(source, f"hub:{source}", source, device, dtype, config.trust_remote_code,
-                            local_files_only=cache_only, revision=config.revision)
+                            local_files_only=cache_only, revision=revision)
+
+
+def split_revision(model: str) -> tuple[str, str | None]:
+    """`ORG/NAME@REV` as (`ORG/NAME`, `REV`) (`--revision REV` is spelled so); refuses a
+    revision of a model that is not on the Hub. An existing path keeps any `@` in its name."""
+    name, sep, revision = model.rpartition("@")
+    if not sep or not name or Path(model).expanduser().exists():
+        return model, None
+    if name == EMBEDDED_MODEL or name.endswith(".gguf") or Path(name).expanduser().exists():
+        raise ModelLoadError(f"revision {revision!r} names a branch, tag or commit of a Hub model, but "
+                             f"{name!r} is a local model; drop --revision (or @{revision})")
+    return name, revision
 
 
 def _load_pretrained(source: str, identity: str, name: str, device: Any, dtype: Any,

@@ -155,8 +155,6 @@ def model_key(config: ScoringConfig) -> str:
     """What decides which weights a configuration loads, known without loading them."""
     key: dict[str, Any] = {"model": config.model, "device": config.device, "dtype": config.dtype,
                            "trust_remote_code": config.trust_remote_code}
-    if config.revision is not None:  # absent by default: existing cache keys stay as they were
-        key["revision"] = config.revision
     path = Path(config.model).expanduser()
     try:
         if path.is_file():

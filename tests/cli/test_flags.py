@@ -68,25 +68,34 @@ def test_version_is_the_packages(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_batch_size_auto_and_revision_reach_the_config() -> None:
-    args = build_parser().parse_args(["evaluate", "x", "--batch-size", "auto", "--revision", "v1.0"])
     from core.cli.flags import config_from_args
+    from core.engine.models import split_revision
 
+    args = build_parser().parse_args(["evaluate", "x", "--model", "org/rm", "--batch-size", "auto",
+                                      "--revision", "v1.0"])
     config = config_from_args(args)
-    assert config.batch_size == "auto" and config.revision == "v1.0"
+    assert config.batch_size == "auto" and config.model == "org/rm@v1.0"
+    assert split_revision(config.model) == ("org/rm", "v1.0") and split_revision("org/rm") == ("org/rm", None)
     assert ScoringConfig.from_env({"FLR_BATCH_SIZE": "auto"}).batch_size == "auto"
-    assert not config.same_weights(config.with_changes(revision="v2.0"))
-    with pytest.raises(ConfigError, match="positive integer or 'auto'"):
+    assert not config.same_weights(config_from_args(build_parser().parse_args(
+        ["evaluate", "x", "--model", "org/rm", "--revision", "v2.0"])))
+    with pytest.raises(ConfigError, match="positive integer; got 'big' .or 'auto'"):
         ScoringConfig(batch_size="big")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["evaluate", "x", "--batch-size", "big"])
 
 
-def test_revision_of_a_local_model_is_refused(tiny_model_dir: Path) -> None:
-    from core.engine.models import load_model
+def test_revision_of_a_local_model_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from core.engine.models import load_model, split_revision
     from core.errors import ModelLoadError
 
-    with pytest.raises(ModelLoadError, match="--revision v1 names a commit of a Hub model"):
-        load_model(ScoringConfig(model=str(tiny_model_dir), revision="v1"))
+    with pytest.raises(ModelLoadError, match="'v1' names a branch, tag or commit of a Hub model"):
+        load_model(ScoringConfig(model=f"{tiny_model_dir}@v1"))
+    with pytest.raises(ModelLoadError, match="local model"):
+        split_revision("embedded@main")
+    odd = tmp_path / "model@2024"
+    odd.mkdir()
+    assert split_revision(str(odd)) == (str(odd), None)  # a folder's own '@' is no revision
 
 
 def test_batch_size_auto_scores_like_a_number(tiny_model_dir: Path) -> None:
