@@ -43,16 +43,10 @@ class _Version(argparse.Action):
 
 
 def version_line() -> str:
-    """`flr <version> (<git commit or package>)`: what `--version` prints."""
-    from importlib.metadata import PackageNotFoundError, version
+    """`flr <version> (<git commit of the checkout, or the package>)`: what `--version` prints."""
+    from core.evaluation.provenance import package_version, tool_version
 
-    from core.evaluation.provenance import tool_version
-
-    try:
-        number = version("flr-studio")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        number = "(not installed)"
-    return f"flr {number} ({tool_version()})"
+    return f"flr {package_version() or 'unknown'} ({tool_version()})"
 
 
 def build_parser() -> argparse.ArgumentParser:

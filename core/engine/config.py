@@ -69,6 +69,13 @@ class ScoringConfig:
         """A copy with some settings changed (validated like a new config)."""
         return replace(self, **changes)
 
+    def follow_ups_per_pass(self, on_gpu: bool) -> int:
+        """The batch size as a number: "auto" leaves a GPU's pass to its free memory (the engine
+        caps every pass by it) and is the default elsewhere."""
+        if self.batch_size != AUTO_BATCH_SIZE:
+            return int(self.batch_size)
+        return MAX_BATCH_SIZE if on_gpu else ScoringConfig.batch_size
+
     def same_weights(self, other: "ScoringConfig") -> bool:
         """Whether `other` runs on the very weights this config loads (only scoring settings differ)."""
         return all(getattr(self, f) == getattr(other, f) for f in WEIGHT_FIELDS)

@@ -34,7 +34,7 @@ from core.engine.fast import allocator
 from core.engine.stopping import check_stop
 
 from core.engine.fast import attention
-from core.engine.config import AUTO_BATCH_SIZE, MAX_BATCH_SIZE, ScoringConfig
+from core.engine.config import ScoringConfig
 from core.engine.direct import DirectReader
 from core.engine.conversation import Conversation
 from core.errors import ConversationError
@@ -406,14 +406,10 @@ class FLRScorer:
         """Suffix tokens per pass: the batch size in follow-ups of `TOKENS_PER_SEQUENCE` tokens,
         on CUDA no more than about half of the free memory holds."""
         device = self.loaded.device
-        on_cuda = getattr(device, "type", None) == "cuda"
-        batch = self.config.batch_size
-        if batch == AUTO_BATCH_SIZE:  # free GPU memory alone bounds a pass; elsewhere the default
-            batch = MAX_BATCH_SIZE if on_cuda else ScoringConfig.batch_size
-        budget = batch * TOKENS_PER_SEQUENCE
+        budget = self.config.follow_ups_per_pass(getattr(device, "type", None) == "cuda") * TOKENS_PER_SEQUENCE
         if self._oom_budget is not None:
             budget = min(budget, self._oom_budget)
-        if on_cuda:
+        if getattr(device, "type", None) == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             budget = min(budget, max(TOKENS_PER_SEQUENCE,
                                      int(free * _CUDA_MEMORY_FRACTION) // self._bytes_per_token()))
