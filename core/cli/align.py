@@ -1,7 +1,5 @@
 """`flr align`: DPO or KTO on what `flr mine` wrote, then base vs aligned on held-out prompts.
 
-    flr align MINED_DIR --output DIR [--method dpo|kto] [--max-steps N] [--policy M] [--scorer M]
-
 MINED_DIR is what `flr mine --output-dir` wrote. The policy (default: embedded, as for mine)
 gets a LoRA adapter trained with TRL; a share of the mined prompts is held out, and on those the
 base and the aligned policy answer with the same seeds. Both replies are scored by the scorer

@@ -1,7 +1,5 @@
 """The `compare` subcommand: two evaluation reports side by side.
 
-    flr compare A.json B.json [--signals flr,direct] [--bootstrap N]
-
 Prints, per benchmark both reports hold, A's and B's figure on the rows both judged, B - A and
 a 95% paired-bootstrap interval of the difference (`core.evaluation.compare`).
 """

@@ -24,7 +24,8 @@ from core.cli.flags import (add_ray_arguments, add_scoring_arguments, check_row_
                             config_from_args, row_limit)
 from core.errors import FLRError, InputError
 from core.engine.followups import DEFAULT_PATH as DEFAULT_FOLLOWUPS_PATH
-from core.evaluation.report_cache import ReportMemo, default_cache_path, memo_key
+from core.locations import CACHE_DIR_TEXT
+from core.evaluation.report_cache import CACHE_FILE, ReportMemo, default_cache_path, memo_key
 # core.names imports nothing: pandas, scipy and torch are imported only when a run is not
 # already in the report memo, so an identical rerun answers at once.
 from core.names import BASELINES, BOOTSTRAP_SAMPLES, HEADLINE, KINDS, METRICS_BY_KIND
@@ -91,7 +92,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--output-dir", type=Path, metavar="DIR",
                      help="also write the scored rows: paper-layout JSONL per category and CSV")
     out.add_argument("--cache", type=Path, metavar="PATH",
-                     help=f"score cache (default: {default_cache_path()})")
+                     help=f"score cache (default: {CACHE_FILE} in {CACHE_DIR_TEXT})")
     out.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
     out.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N",
                      help="bootstrap resamples per confidence interval (default: %(default)s)")

@@ -1,8 +1,5 @@
 """`flr followups report`: how every follow-up of a set does on labelled data.
 
-    flr followups report FILES... [--followups SET.json] [--objective pairwise|rating]
-        [--folds 5] [--output pruned.json] [--table diagnostics.csv] [scoring flags]
-
 Per utterance: its accuracy (or correlation) and AUC as a reward by itself, its largest
 correlation with another follow-up; wrong-way and duplicate utterances flagged; a suggested
 pruned set with its cross-validated effect (`core.tuning.diagnostics`). Files are scored through

@@ -1,9 +1,5 @@
 """`flr mine`: sample replies, score them with FLR, export LLaMA-Factory datasets.
 
-    flr mine --prompts prompts.jsonl --output-dir mined/ [--policy M] [--scorer M]
-        [--samples K] [--seed S] [--max-new-tokens N] [--temperature T] [--top-p P]
-        [--min-margin X] [--kto-threshold X] [--followups SET.json] [--limit N]
-
 With `--feedback-triples FILE` instead of `--prompts`, it writes SFT data for a feedback-mode
 scorer from (question, answer, feedback) triples (`core.mining.feedback_data`) and samples nothing.
 

@@ -1,8 +1,5 @@
 """`flr tune`: learn follow-up weights from labelled benchmark files, validated honestly.
 
-    flr tune FILES... --output tuned.json [--followups SET.json] [--folds 5]
-        [--objective pairwise|rating] [--control-length] [scoring flags] [--limit N]
-
 The files are read and scored exactly as `flr evaluate` reads and scores them (through the same
 score cache, so tuning after an evaluation loads no model). The command prints the grouped,
 nested cross-validated figure of the tuned weights beside plain FLR and the length baseline on
@@ -23,7 +20,8 @@ from typing import Any
 
 from core.cli.flags import add_scoring_arguments, check_row_limit, config_from_args, row_limit
 from core.errors import InputError
-from core.evaluation.report_cache import default_cache_path
+from core.locations import CACHE_DIR_TEXT
+from core.evaluation.report_cache import CACHE_FILE, default_cache_path
 from core.names import KINDS
 
 
@@ -59,7 +57,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--limit", type=row_limit, metavar="N|F",
                       help="first N pairs / rows per benchmark, or a fraction F of them (0.1 = 10%%)")
     data.add_argument("--cache", type=Path, metavar="PATH",
-                      help=f"score cache (default: {default_cache_path()})")
+                      help=f"score cache (default: {CACHE_FILE} in {CACHE_DIR_TEXT})")
     data.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
 
 
