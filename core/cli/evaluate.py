@@ -16,10 +16,10 @@ import logging
 import math
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from core.cli.progress import ScoringProgress
 from core.cli.flags import (add_ray_arguments, add_scoring_arguments, check_row_limit, cluster_from_args,
                             config_from_args, row_limit)
 from core.errors import FLRError, InputError
@@ -248,11 +248,9 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
     elo = load_elo(args.elo) if args.elo else default_elo()
     from core.evaluation.rewardbench import load_sections
 
-    # other commands (flr tune) call this with their own arguments: these may be absent
-    sections_file = getattr(args, "sections", None)
-    sections = load_sections(sections_file) if sections_file else None
+    sections = load_sections(args.sections) if args.sections else None
     benchmarks = detect_benchmarks(args.paths, kind=args.kind, score_field=args.score_field,
-                                   drop_duplicates=bool(getattr(args, "drop_duplicates", False)))
+                                   drop_duplicates=args.drop_duplicates)
 
     def factory() -> Any:
         from core.engine.scorer import load_scorer  # torch is imported only when something needs scoring
@@ -273,12 +271,10 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
     else:
         session = contextlib.nullcontext()
 
-    seed = getattr(args, "seed", None) if getattr(args, "func", run) is run else None  # tune's deals folds
     options = EvaluationOptions(limit=args.limit, elo=elo, bootstrap_samples=args.bootstrap,
-                                elo_map=elo_map or {}, sections=sections,
-                                datasets=tuple(getattr(args, "dataset_sources", ())),
-                                **({} if seed is None else {"seed": seed}))
-    with session, _ProgressBar() as progress:
+                                elo_map=elo_map or {}, sections=sections, datasets=tuple(args.dataset_sources),
+                                **({} if args.seed is None else {"seed": args.seed}))
+    with session, ScoringProgress() as progress:
         return run_evaluation(benchmarks, scorer_factory=factory, config=config,
                               followups=followups, cache_path=cache_path, options=options,
                               progress=progress, cancel=threading.Event())
@@ -286,69 +282,6 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
 
 def _usage(message: str) -> FLRError:
     return InputError(message)
-
-
-PROGRESS_SECONDS = 10.0  # a progress line this often when stderr is a log file, not a terminal
-
-
-class _ProgressBar:
-    """A tqdm bar on stderr while conversations are scored; when stderr is not a terminal (a
-    log file, a cluster job), a plain line every `PROGRESS_SECONDS`: done / total, rate, time
-    left."""
-
-    def __init__(self, stream: Any = None, clock: Any = time.monotonic,
-                 every: float = PROGRESS_SECONDS) -> None:
-        self._bar: Any = None
-        self._stream = stream if stream is not None else sys.stderr
-        self._clock, self._every = clock, every
-        self._started: float | None = None  # when the first chunk was reported scored
-        self._first_done = 0  # conversations done by then
-        self._last = -math.inf  # when the last line was written
-        self._last_done = -1  # conversations done as of that line
-
-    def __enter__(self) -> "_ProgressBar":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-    def __call__(self, done: int, total: int, message: str) -> None:
-        if self._bar is None:
-            if not self._stream.isatty():
-                self._line(done, total, message)
-                return
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="conv", file=sys.stderr, desc="scoring")
-        self._bar.set_postfix_str(message, refresh=False)
-        self._bar.n = done
-        self._bar.refresh()
-
-    def _line(self, done: int, total: int, message: str) -> None:
-        now = self._clock()
-        if done > 0 and self._started is None:  # the rate is measured from the first chunk on,
-            self._started, self._first_done = now, done  # not over the model's loading
-        if (now - self._last < self._every and done < total) or self._last_done == total:
-            return
-        self._last, self._last_done = now, done
-        elapsed = now - self._started if self._started is not None else 0.0
-        rate = (done - self._first_done) / elapsed if elapsed > 0 else 0.0
-        if done >= total:
-            tail = "done"
-        elif rate > 0:
-            tail = f"{rate:.2f}/s, about {_duration((total - done) / rate)} left"
-        else:
-            tail = message
-        print(f"scoring: {done}/{total} conversations ({100 * done / max(total, 1):.0f}%), {tail}",
-              file=self._stream, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 # --------------------------------------------------------------------------- the table

@@ -7,11 +7,15 @@ a flag given on the command line wins over the environment.
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 from core.distributed.settings import ClusterSettings
 from core.errors import InputError
 from core.engine.config import AGGREGATIONS, AUTO_BATCH_SIZE, DTYPES, MODES, SYSTEM_POLICIES, ScoringConfig
+from core.evaluation.report_cache import CACHE_FILE
+from core.locations import CACHE_DIR_TEXT
+from core.names import KINDS
 
 
 def add_scoring_arguments(parser: argparse.ArgumentParser, model_flags: Sequence[str] = ("--model",),
@@ -116,3 +120,40 @@ def cluster_from_args(args: argparse.Namespace) -> ClusterSettings | None:
                                shard_size=args.shard_size)
     require_ray()
     return settings
+
+
+def add_labelled_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Scoring flags and benchmark-file flags of the commands that learn from labelled files
+    (`flr tune`, `flr followups report`), as `flr evaluate` has them."""
+    scoring = parser.add_argument_group("scoring (for rows without precomputed values)")
+    add_scoring_arguments(scoring)
+    data = parser.add_argument_group("benchmark files")
+    data.add_argument("--kind", choices=KINDS, help="override the detected benchmark kind")
+    data.add_argument("--score-field", metavar="F", help="ground-truth field of rating files")
+    data.add_argument("--limit", type=row_limit, metavar="N|F",
+                      help="first N pairs / rows per benchmark, or a fraction F of them (0.1 = 10%%)")
+    data.add_argument("--cache", type=Path, metavar="PATH",
+                      help=f"score cache (default: {CACHE_FILE} in {CACHE_DIR_TEXT})")
+    data.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
+
+
+def labelled_from_args(args: argparse.Namespace) -> tuple[ScoringConfig, Any, Any, Any]:
+    """(config, follow-up set, evaluation report, examples) of the labelled files the arguments
+    of `add_labelled_data_arguments` name (`core.tuning.labelled`)."""
+    from core.cli.progress import ScoringProgress
+    from core.engine.followups import default_followups, load_followups
+    from core.evaluation.report_cache import default_cache_path
+    from core.tuning.labelled import labelled_examples
+
+    if args.folds < 2:
+        raise InputError(f"--folds must be at least 2; got {args.folds}")
+    check_row_limit(args.limit)
+    config = config_from_args(args)
+    followups = load_followups(args.followups) if args.followups else default_followups()
+    cache_path = None if args.no_cache else (args.cache or default_cache_path())
+    with ScoringProgress() as progress:
+        report, examples = labelled_examples(args.paths, followups, args.objective, config,
+                                             cache_path=cache_path, kind=args.kind,
+                                             score_field=args.score_field, limit=args.limit,
+                                             progress=progress)
+    return config, followups, report, examples

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.evaluate import _ProgressBar, dataset_name
+from core.cli.evaluate import dataset_name
+from core.cli.progress import ScoringProgress
 from core.cli.main import build_parser, main
 from core.engine.config import ScoringConfig
 from core.errors import ConfigError
@@ -205,7 +206,7 @@ class FakeClock:
 
 def test_progress_lines_on_a_log_file() -> None:
     stream, clock = io.StringIO(), FakeClock()
-    bar = _ProgressBar(stream=stream, clock=clock, every=10)
+    bar = ScoringProgress(stream=stream, clock=clock, every=10)
     bar(0, 100, "loading the model")
     clock.now = 30  # the model took 30 s to load: not part of the rate
     bar(4, 100, "scored 4 of 100 conversations")
