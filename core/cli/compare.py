@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import FLRError, InputError
+from core.cli.errors import user_errors
+from core.errors import InputError
 from core.names import BOOTSTRAP_SAMPLES, FLR
 
 
@@ -32,12 +32,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+@user_errors
 def run(args: argparse.Namespace) -> int:
-    try:
-        print(_run(args))
-    except FLRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    print(_run(args))
     return 0
 
 

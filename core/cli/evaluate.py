@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from core.cli.errors import user_errors
 from core.cli.progress import ScoringProgress
 from core.cli.flags import (add_ray_arguments, add_scoring_arguments, check_row_limit, cluster_from_args,
                             config_from_args, row_limit)
@@ -101,13 +102,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_ray_arguments(parser)
 
 
+@user_errors
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation the parsed arguments describe; 0 on success, 2 on bad input."""
     try:
         table, report_path, exported, reused = _run(args)
-    except FLRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except OSError as err:  # an output path that cannot be written, a full disk
         print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2

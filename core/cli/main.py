@@ -18,11 +18,10 @@ import sys
 from typing import Any, Sequence
 
 from core.cli import align, compare, evaluate, finetune, followups, mine, score, serve, tune
+from core.cli.errors import USER_ERROR_STATUS, error_line
 from core.errors import FLRError
 from core.limits import FLAG as LIMITS_FLAG
-from core.limits import InputLimits, shorten, use_limits
-
-MESSAGE_LIMIT = 2000  # characters of an error line; quoted input beyond this is cut
+from core.limits import InputLimits, use_limits
 
 COMMANDS = (score, evaluate, mine, serve, tune, followups, compare, finetune, align)
 LIMITS_HELP = (f"raise an input limit for this run, e.g. {LIMITS_FLAG} turns=20000 (turn_chars, "
@@ -99,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with use_limits(InputLimits.from_env().with_flags(limits)):
             return int(args.func(args) or 0)
     except FLRError as err:
-        print(f"error: {shorten(str(err), MESSAGE_LIMIT)}", file=sys.stderr)
-        return 2
+        print(error_line(err), file=sys.stderr)
+        return USER_ERROR_STATUS
     except OSError as err:  # a path the checks did not foresee (full disk, vanished folder)
         if args.verbose:
             raise

@@ -18,10 +18,10 @@ import sys
 import time
 from typing import Any
 
+from core.cli.errors import user_errors
 from core.cli.flags import (add_ray_arguments, add_scoring_arguments, check_row_limit, cluster_from_args,
                             config_from_args, row_limit)
 from core.engine.config import EMBEDDED_MODEL
-from core.errors import FLRError
 from core.mining.mining import MiningConfig
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+@user_errors
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; errors a user can fix become one line on stderr and exit status 2."""
-    try:
-        if args.feedback_triples:
-            return _feedback_data(args)
-        return _mine(args)
-    except FLRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.feedback_triples:
+        return _feedback_data(args)
+    return _mine(args)
 
 
 def _feedback_data(args: argparse.Namespace) -> int:
