@@ -30,7 +30,7 @@ from core.evaluation.report_cache import CACHE_FILE, ReportMemo, default_cache_p
 # core.names imports nothing: pandas, scipy and torch are imported only when a run is not
 # already in the report memo, so an identical rerun answers at once.
 from core.names import BASELINES, BOOTSTRAP_SAMPLES, HEADLINE, KINDS, METRICS_BY_KIND
-from core.textfiles import write_text
+from core.textfiles import read_text, write_text
 
 if TYPE_CHECKING:
     from core.evaluation.report import EvaluationReport
@@ -219,9 +219,10 @@ def parse_elo_map(items: Sequence[str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for item in items:
         if "=" not in item and Path(item).is_file():
+            text = read_text(item, InputError, label=f"--elo-map {item}", what="ELO map")
             try:
-                data = json.loads(Path(item).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as err:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
                 raise InputError(f"--elo-map {item}: cannot read as JSON ({err})") from None
             if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
                 raise InputError(f'--elo-map {item}: expected a JSON object {{"model": "elo name"}}')

@@ -55,3 +55,16 @@ def test_written_sets_are_readable_by_others(command: list[str], tmp_path: Path,
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
     assert json.loads(out.read_text(encoding="utf-8"))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.json")]  # no temporary left
+
+
+def test_the_elo_map_file_is_read_through_textfiles(tmp_path: Path) -> None:
+    from core.cli.evaluate import parse_elo_map
+    from core.errors import InputError
+
+    good = tmp_path / "map.json"
+    good.write_text(json.dumps({"gpt-4-0613": "gpt-4"}), encoding="utf-8")
+    assert parse_elo_map([str(good), "a=b"]) == {"gpt-4-0613": "gpt-4", "a": "b"}
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('{"mod\xe8le": "x"}'.encode("latin-1"))
+    with pytest.raises(InputError, match=r"--elo-map .*latin\.json: not UTF-8 text .*save the ELO map as UTF-8"):
+        parse_elo_map([str(latin)])
