@@ -5,14 +5,15 @@ per conversation (checked before anything is tokenized, so a 5 MB utterance neve
 tokenizer), turns per conversation, records per file, follow-ups per set and bytes of text per
 file after decompression (a gzip bomb stops at the cap, not in memory). Defaults are generous
 for real use; a user raises one with `FLR_MAX_*` environment variables or the CLI's
-`--limit NAME=VALUE` flag, and each message says which to set.
+`--max NAME=VALUE` flag (named like the variables; `--limit` counts rows), and each message
+says which to set.
 
 The number checks (`finite_number`) and the message helper (`shorten`, so a 1.2 MB follow-up
 never becomes a 1.2 MB error line) live here too, so every path words them the same way.
 
 Shortcut taken on purpose: readers deep in the evaluation code ask `InputLimits.current()`
 when called rather than taking a limits argument through every layer. `current()` is the
-limits a caller set for the work in progress with `use_limits` (the CLI's `--limit` flags, the
+limits a caller set for the work in progress with `use_limits` (the CLI's `--max` flags, the
 app's smaller per-request caps), else `from_env()`. It is a context variable, so concurrent
 app requests and tests never see each other's limits.
 """
@@ -29,6 +30,7 @@ from typing import Any, Iterator, Mapping
 from core.errors import ConfigError, InputError
 
 ENV_PREFIX = "FLR_MAX_"
+FLAG = "--max"  # the command-line flag, named like the variables: `--max turns=N` ~ FLR_MAX_TURNS
 MESSAGE_CHARS = 200  # quoted input in an error message is cut to this many characters
 
 
@@ -73,14 +75,14 @@ class InputLimits:
         return _ACTIVE.get() or cls.from_env()
 
     def with_flags(self, flags: list[str]) -> "InputLimits":
-        """These limits with `NAME=VALUE` flags applied (`flr --limit turns=20000`)."""
+        """These limits with `NAME=VALUE` flags applied (`flr --max turns=20000`)."""
         values: dict[str, int] = {}
         for flag in flags:
             name, sep, raw = flag.partition("=")
             name = name.strip().lower().replace("-", "_")
             if not sep:
-                raise ConfigError(f"--limit {shorten(flag)!r}: expected NAME=VALUE, e.g. --limit turns=20000")
-            values[name] = parse_limit(name, raw.strip(), f"--limit {name}")
+                raise ConfigError(f"{FLAG} {shorten(flag)!r}: expected NAME=VALUE, e.g. {FLAG} turns=20000")
+            values[name] = parse_limit(name, raw.strip(), f"{FLAG} {name}")
         return replace(self, **values)
 
     def check_text(self, text: str, where: str, what: str = "utterance",
@@ -124,8 +126,9 @@ class InputLimits:
 
 
 def hint(name: str) -> str:
-    """How a user raises limit `name` (both spellings)."""
-    return f"{ENV_PREFIX}{name.upper()}=N (or flr --limit {name}=N)"
+    """How a user raises limit `name`: the variable, or the flag in a form argparse accepts
+    (before the command or after it)."""
+    return f"{ENV_PREFIX}{name.upper()}=N (or flr {FLAG} {name}=N COMMAND ...)"
 
 
 def parse_limit(name: str, raw: str, source: str) -> int:

@@ -16,8 +16,12 @@ CODE_DIR = Path(__file__).resolve().parent  # the `core` package itself
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"  # follow-up set, ELO table, samples
 
 
+DEFAULT_CACHE_DIR = Path(".cache") / "flr-studio"  # under the home folder
+CACHE_DIR_TEXT = f"${CACHE_DIR_ENV}, else ~/{DEFAULT_CACHE_DIR.as_posix()}"  # for help texts: no user's path
+
+
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """`$FLR_CACHE_DIR`, else `~/.cache/flr-studio` (never inside the checkout)."""
     env = os.environ if environ is None else environ
     folder = env.get(CACHE_DIR_ENV)
-    return Path(folder).expanduser() if folder else Path.home() / ".cache" / "flr-studio"
+    return Path(folder).expanduser() if folder else Path.home() / DEFAULT_CACHE_DIR

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import os
 import tempfile
 import zlib
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 from core.errors import InputError
 from core.limits import InputLimits, hint
@@ -119,3 +120,9 @@ def write_text(path: str | Path, text: str, error: type[InputError] = InputError
     """`text` written to `path` atomically (see `atomic_output`)."""
     with atomic_output(path, error) as handle:
         handle.write(text)
+
+
+def write_json(path: str | Path, data: Any, error: type[InputError] = InputError) -> None:
+    """`data` as indented UTF-8 JSON, written to `path` atomically and readable by others
+    (see `atomic_output`)."""
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n", error)

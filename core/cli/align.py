@@ -1,7 +1,5 @@
 """`flr align`: DPO or KTO on what `flr mine` wrote, then base vs aligned on held-out prompts.
 
-    flr align MINED_DIR --output DIR [--method dpo|kto] [--max-steps N] [--policy M] [--scorer M]
-
 MINED_DIR is what `flr mine --output-dir` wrote. The policy (default: embedded, as for mine)
 gets a LoRA adapter trained with TRL; a share of the mined prompts is held out, and on those the
 base and the aligned policy answer with the same seeds. Both replies are scored by the scorer
@@ -57,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from core.engine.scorer import FLRScorer, load_scorer
     from core.mining.mining import MiningConfig
     from core.mining.policy import TransformersPolicy
-    from core.cli.tune import write_json_atomic
+    from core.textfiles import write_json, write_text
     from core.training import align as al
     from core.training import comparison as cmp
     from core.training.finetune import ADAPTER_FILE, base_reference
@@ -110,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
                        "lengths": cmp.length_summary(pairs), "judges": judges,
                        "replies": [vars(p) for p in pairs]},
     }
-    write_json_atomic(args.output / "align_report.json", report)
-    (args.output / "align_report.md").write_text(cmp.format_report(report))
+    write_json(args.output / "align_report.json", report)
+    write_text(args.output / "align_report.md", cmp.format_report(report))
     print(cmp.format_report(report))
     print(f"wrote the adapter and align_report.json / align_report.md to {args.output}")
     return 0

@@ -1,7 +1,5 @@
 """The `compare` subcommand: two evaluation reports side by side.
 
-    flr compare A.json B.json [--signals flr,direct] [--bootstrap N]
-
 Prints, per benchmark both reports hold, A's and B's figure on the rows both judged, B - A and
 a 95% paired-bootstrap interval of the difference (`core.evaluation.compare`).
 """
@@ -10,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import FLRError, InputError
+from core.cli.errors import user_errors
+from core.errors import InputError
 from core.names import BOOTSTRAP_SAMPLES, FLR
 
 
@@ -22,7 +20,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "compare", help="compare two evaluation reports on the same rows",
         description="Two REPORT.json files of flr evaluate side by side: per benchmark, each "
-                    "run's figure on the rows both judged, the difference B - A and its 95%% "
+                    "run's figure on the rows both judged, the difference B - A and its 95% "
                     "paired-bootstrap interval.")
     parser.add_argument("a", type=Path, metavar="A.json")
     parser.add_argument("b", type=Path, metavar="B.json")
@@ -34,12 +32,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+@user_errors
 def run(args: argparse.Namespace) -> int:
-    try:
-        print(_run(args))
-    except FLRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    print(_run(args))
     return 0
 
 

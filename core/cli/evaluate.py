@@ -1,11 +1,7 @@
 """The `evaluate` subcommand: benchmark files in, a metrics table and REPORT.json out.
 
-    flr evaluate [PATHS...] [--dataset NAME --split S] [--model M] [--followups SET.json]
-        [--mode ...] [--aggregation ...] [--kind ...] [--score-field F] [--limit N] [--elo FILE]
-        [--elo-map MODEL=ELO_NAME] [--drop-duplicates] [--sections FILE]
-        [--report REPORT.json] [--output-dir DIR] [--cache PATH | --no-cache]
-
-`add_parser(subparsers)` registers it on the main parser (`core.cli.main`); `run(args)` does the
+The flags are those of `flr evaluate --help` (the README's command reference is generated from
+it). `add_parser(subparsers)` registers it on the main parser (`core.cli.main`); `run(args)` does the
 work and returns the exit status. Scores are cached in SQLite outside the checkout
 (`$FLR_CACHE_DIR/scores.sqlite`, else `~/.cache/flr-studio/scores.sqlite`), so a second run
 on the same files loads no model. Bad input prints one line naming the file, line and field,
@@ -23,14 +19,18 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from core.cli.flags import add_ray_arguments, add_scoring_arguments, cluster_from_args, config_from_args
+from core.cli.errors import user_errors
+from core.cli.progress import ScoringProgress
+from core.cli.flags import (add_ray_arguments, add_scoring_arguments, check_row_limit, cluster_from_args,
+                            config_from_args, row_limit)
 from core.errors import FLRError, InputError
 from core.engine.followups import DEFAULT_PATH as DEFAULT_FOLLOWUPS_PATH
-from core.evaluation.report_cache import ReportMemo, default_cache_path, memo_key
+from core.locations import CACHE_DIR_TEXT
+from core.evaluation.report_cache import CACHE_FILE, ReportMemo, default_cache_path, memo_key
 # core.names imports nothing: pandas, scipy and torch are imported only when a run is not
 # already in the report memo, so an identical rerun answers at once.
 from core.names import BASELINES, BOOTSTRAP_SAMPLES, HEADLINE, KINDS, METRICS_BY_KIND
-from core.textfiles import write_text
+from core.textfiles import read_text, write_text
 
 if TYPE_CHECKING:
     from core.evaluation.report import EvaluationReport
@@ -58,15 +58,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_scoring_arguments(model)  # the flags every scoring command shares
     model.add_argument("--categories", help="comma-separated categories of the set to use")
     data = parser.add_argument_group("benchmark files")
-    data.add_argument("--dataset", action="append", default=[], metavar="NAME",
+    data.add_argument("--dataset", action="append", default=[], metavar="NAME[:CONFIG]",
                       help="a dataset by name through the datasets library: a Hub id (e.g. "
-                           "allenai/reward-bench), a local dataset folder or an hf:// file; repeatable")
+                           "allenai/reward-bench, Anthropic/hh-rlhf:helpful-base), a local dataset "
+                           "folder or an hf:// file; repeatable")
+    data.add_argument("--dataset-config", metavar="CONFIG",
+                      help="the configuration of --dataset when NAME:CONFIG does not give one")
+    data.add_argument("--dataset-revision", metavar="REV",
+                      help="the Hub branch, tag or commit of --dataset (default: main); the report "
+                           "records the revision read")
     data.add_argument("--split", metavar="S", help="the split of --dataset (e.g. filtered, test)")
     data.add_argument("--kind", choices=KINDS, help="override the detected benchmark kind")
     data.add_argument("--score-field", metavar="F",
                       help="ground-truth field of rating files (dots reach into objects)")
-    data.add_argument("--limit", type=int, metavar="N",
-                      help="first N pairs / rows per benchmark (ranking: first N prompts)")
+    data.add_argument("--limit", type=row_limit, metavar="N|F",
+                      help="first N pairs / rows per benchmark (ranking: first N prompts), or a "
+                           "fraction F of them (0.1 = the first 10%%, rounded up)")
     data.add_argument("--elo", type=Path, metavar="FILE",
                       help="reference ELO table, JSON or CSV (default: the paper's LMSYS ELO)")
     data.add_argument("--elo-map", action="append", default=[], metavar="MODEL=ELO_NAME",
@@ -86,20 +93,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--output-dir", type=Path, metavar="DIR",
                      help="also write the scored rows: paper-layout JSONL per category and CSV")
     out.add_argument("--cache", type=Path, metavar="PATH",
-                     help=f"score cache (default: {default_cache_path()})")
+                     help=f"score cache (default: {CACHE_FILE} in {CACHE_DIR_TEXT})")
     out.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
     out.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N",
                      help="bootstrap resamples per confidence interval (default: %(default)s)")
+    out.add_argument("--seed", type=int, metavar="S",
+                     help="seed of the bootstrap resampling (default: a fixed seed, so reruns agree)")
     add_ray_arguments(parser)
 
 
+@user_errors
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation the parsed arguments describe; 0 on success, 2 on bad input."""
     try:
         table, report_path, exported, reused = _run(args)
-    except FLRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except OSError as err:  # an output path that cannot be written, a full disk
         print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
@@ -117,19 +124,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
-    if args.limit is not None and args.limit < 1:
-        raise _usage("--limit must be a positive number of rows")
+    check_row_limit(args.limit)
     if args.bootstrap < 100:
         raise _usage("--bootstrap needs at least 100 resamples for a 95% interval")
     config = config_from_args(args)
     cluster = cluster_from_args(args)  # None without --ray; says how to install Ray when missing
     elo_map = parse_elo_map(args.elo_map)
+    sources: list[dict[str, Any]] = []
     if args.dataset:
-        from core.evaluation.hub import dataset_file
+        from core.evaluation.hub import load_dataset_file
 
-        args.paths = list(args.paths) + [str(dataset_file(d, args.split)) for d in args.dataset]
-    elif args.split:
-        raise _usage("--split names a split of --dataset; give --dataset NAME too")
+        for item in args.dataset:
+            name, dataset_config = dataset_name(item, args.dataset_config)
+            found = load_dataset_file(name, args.split, config=dataset_config,
+                                      revision=args.dataset_revision)
+            args.paths = [*args.paths, str(found.path)]
+            sources.append(found.source)
+    elif args.split or args.dataset_config or args.dataset_revision:
+        flag = "--split" if args.split else "--dataset-config" if args.dataset_config else "--dataset-revision"
+        raise _usage(f"{flag} belongs to --dataset; give --dataset NAME too")
+    args.dataset_sources = sources
     if not args.paths:
         raise _usage("give benchmark files or folders, or --dataset NAME")
     report_path = args.report or ((args.output_dir / "REPORT.json") if args.output_dir
@@ -138,7 +152,8 @@ def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
     key = None
     if cache_path is not None:
         settings = {"kind": args.kind, "score_field": args.score_field, "limit": args.limit,
-                    "bootstrap": args.bootstrap, "categories": args.categories,
+                    "bootstrap": args.bootstrap, "categories": args.categories, "seed": args.seed,
+                    "datasets": sources,
                     "elo_map": elo_map, "drop_duplicates": args.drop_duplicates}
         extra = [Path(args.followups) if args.followups else DEFAULT_FOLLOWUPS_PATH]
         extra += [Path(p) for p in (args.elo, args.sections) if p]
@@ -187,6 +202,16 @@ def free_report_path(folder: Path) -> Path:
     return path
 
 
+def dataset_name(item: str, config: str | None) -> tuple[str, str | None]:
+    """`--dataset NAME[:CONFIG]` as (name, config); `--dataset-config` fills in a missing config.
+    A colon belongs to the name when the whole is an existing path or the tail has a slash
+    (`hf://...`)."""
+    name, sep, tail = item.rpartition(":")
+    if not sep or not name or "/" in tail or "\\" in tail or Path(item).exists():
+        return item, config
+    return name, tail or config
+
+
 def parse_elo_map(items: Sequence[str]) -> dict[str, str]:
     """`--elo-map` values: MODEL=ELO_NAME pairs, or JSON files mapping model -> ELO name."""
     import json
@@ -194,9 +219,10 @@ def parse_elo_map(items: Sequence[str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for item in items:
         if "=" not in item and Path(item).is_file():
+            text = read_text(item, InputError, label=f"--elo-map {item}", what="ELO map")
             try:
-                data = json.loads(Path(item).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as err:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
                 raise InputError(f"--elo-map {item}: cannot read as JSON ({err})") from None
             if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
                 raise InputError(f'--elo-map {item}: expected a JSON object {{"model": "elo name"}}')
@@ -222,11 +248,9 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
     elo = load_elo(args.elo) if args.elo else default_elo()
     from core.evaluation.rewardbench import load_sections
 
-    # other commands (flr tune) call this with their own arguments: these may be absent
-    sections_file = getattr(args, "sections", None)
-    sections = load_sections(sections_file) if sections_file else None
+    sections = load_sections(args.sections) if args.sections else None
     benchmarks = detect_benchmarks(args.paths, kind=args.kind, score_field=args.score_field,
-                                   drop_duplicates=bool(getattr(args, "drop_duplicates", False)))
+                                   drop_duplicates=args.drop_duplicates)
 
     def factory() -> Any:
         from core.engine.scorer import load_scorer  # torch is imported only when something needs scoring
@@ -247,42 +271,17 @@ def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,
     else:
         session = contextlib.nullcontext()
 
-    with session, _ProgressBar() as progress:
+    options = EvaluationOptions(limit=args.limit, elo=elo, bootstrap_samples=args.bootstrap,
+                                elo_map=elo_map or {}, sections=sections, datasets=tuple(args.dataset_sources),
+                                **({} if args.seed is None else {"seed": args.seed}))
+    with session, ScoringProgress() as progress:
         return run_evaluation(benchmarks, scorer_factory=factory, config=config,
-                              followups=followups, cache_path=cache_path,
-                              options=EvaluationOptions(limit=args.limit, elo=elo,
-                                                        bootstrap_samples=args.bootstrap,
-                                                        elo_map=elo_map or {}, sections=sections),
+                              followups=followups, cache_path=cache_path, options=options,
                               progress=progress, cancel=threading.Event())
 
 
 def _usage(message: str) -> FLRError:
     return InputError(message)
-
-
-class _ProgressBar:
-    """A tqdm bar on stderr while conversations are scored (silent when not a terminal)."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-
-    def __enter__(self) -> "_ProgressBar":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-    def __call__(self, done: int, total: int, message: str) -> None:
-        if self._bar is None:
-            if not sys.stderr.isatty():
-                return
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="conv", file=sys.stderr, desc="scoring")
-        self._bar.set_postfix_str(message, refresh=False)
-        self._bar.n = done
-        self._bar.refresh()
 
 
 # --------------------------------------------------------------------------- the table

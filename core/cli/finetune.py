@@ -1,7 +1,5 @@
 """`flr finetune`: tune a feedback-mode scorer on (question, answer, feedback) triples.
 
-    flr finetune FILE... --output DIR [--model M] [--max-steps N] [--full] [--restart]
-
 Files are JSON, JSONL or CSV (gzipped too) with question / answer / feedback fields (aliases:
 instruction or prompt, response or output, critique). Several files are mixed; a held-out split
 is carved out by question. The result is a LoRA adapter folder (a model folder with `--full`)

@@ -1,8 +1,5 @@
 """`flr followups report`: how every follow-up of a set does on labelled data.
 
-    flr followups report FILES... [--followups SET.json] [--objective pairwise|rating]
-        [--folds 5] [--output pruned.json] [--table diagnostics.csv] [scoring flags]
-
 Per utterance: its accuracy (or correlation) and AUC as a reward by itself, its largest
 correlation with another follow-up; wrong-way and duplicate utterances flagged; a suggested
 pruned set with its cross-validated effect (`core.tuning.diagnostics`). Files are scored through
@@ -15,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.cli.tune import add_data_arguments, labelled_examples, write_json_atomic
+from core.cli.flags import add_labelled_data_arguments, labelled_from_args
 from core.errors import InputError
 
 
@@ -32,22 +29,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--output", type=Path, metavar="pruned.json", help="write the suggested pruned set")
     report.add_argument("--table", type=Path, metavar="FILE.csv", help="write the per-follow-up table")
-    add_data_arguments(report)
+    add_labelled_data_arguments(report)
     report.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.textfiles import write_json
     from core.tuning.diagnostics import diagnose
     from core.tuning.report import format_diagnostics
 
-    _, followups, _, examples = labelled_examples(args)
+    _, followups, _, examples = labelled_from_args(args)
     diag = diagnose(examples, followups, folds=args.folds, seed=args.seed)
     try:
         if args.output is not None:
             if diag.pruned is None:
                 raise InputError("every follow-up would be pruned; no set written")
-            write_json_atomic(args.output, diag.pruned.to_dict())
+            write_json(args.output, diag.pruned.to_dict())
         if args.table is not None:
             args.table.parent.mkdir(parents=True, exist_ok=True)
             diag.table.to_csv(args.table, index=False)

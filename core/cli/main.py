@@ -5,6 +5,9 @@ registers the subcommand and sets `func` to a `run(args) -> int`. The command mo
 only the standard library and `core.names` at the top, so `flr --help` is quick; each imports
 pandas or torch when it runs. Errors meant for the user (`FLRError`) become one line on stderr
 and exit status 2.
+
+Input limits (`--max NAME=N`, like the `FLR_MAX_*` variables) are accepted before the command
+and after it; `--limit` is only ever a number of rows (evaluate, tune, mine, finetune).
 """
 
 from __future__ import annotations
@@ -12,28 +15,74 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from core.cli import align, compare, evaluate, finetune, followups, mine, score, serve, tune
+from core.cli.errors import USER_ERROR_STATUS, error_line
 from core.errors import FLRError
-from core.limits import InputLimits, shorten, use_limits
-
-MESSAGE_LIMIT = 2000  # characters of an error line; quoted input beyond this is cut
+from core.limits import FLAG as LIMITS_FLAG
+from core.limits import InputLimits, use_limits
 
 COMMANDS = (score, evaluate, mine, serve, tune, followups, compare, finetune, align)
+LIMITS_HELP = (f"raise an input limit for this run, e.g. {LIMITS_FLAG} turns=20000 (turn_chars, "
+               "conversation_chars, turns, records, followups, followup_chars, file_mb; also "
+               "FLR_MAX_<NAME>)")
+
+
+class _Version(argparse.Action):
+    """`flr --version`: the package version (pyproject.toml) and the checkout's commit,
+    looked up only when asked for, so `flr --help` stays quick."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version_line())
+        parser.exit()
+
+
+def version_line() -> str:
+    """`flr <version> (<git commit of the checkout, or the package>)`: what `--version` prints."""
+    from core.evaluation.provenance import package_version, tool_version
+
+    return f"flr {package_version() or 'unknown'} ({tool_version()})"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flr", description="FLR Studio command line")
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument("--limit", dest="input_limits", action="append", default=[], metavar="NAME=N",
-                        help="raise an input limit for this run, e.g. --limit turns=20000 "
-                             "(turn_chars, conversation_chars, turns, records, followups, "
-                             "followup_chars, file_mb; also FLR_MAX_<NAME>)")
+    parser.add_argument(LIMITS_FLAG, dest="input_limits", action="append", default=[],
+                        metavar="NAME=N", help=LIMITS_HELP)
+    # The old spelling of --max: refused with a message naming the new one (`main`).
+    parser.add_argument("--limit", dest="old_input_limits", action="append", default=[],
+                        help=argparse.SUPPRESS)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(subparsers)
+    for leaf in _leaf_parsers(subparsers):  # `flr score ... --max turns=N` works too
+        leaf.add_argument(LIMITS_FLAG, dest="input_limits_after", action="append", metavar="NAME=N",
+                          help=LIMITS_HELP)
     return parser
+
+
+def _leaf_parsers(subparsers: Any) -> list[argparse.ArgumentParser]:
+    """The parsers a command line ends in (`flr followups report`, not `flr followups`)."""
+    leaves = []
+    for parser in dict.fromkeys(subparsers.choices.values()):
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves += _leaf_parsers(nested[0]) if nested else [parser]
+    return leaves
+
+
+def _old_limit_message(values: Sequence[str], command: str) -> str:
+    """What `flr --limit ... COMMAND` (the old spelling of `--max`) is told."""
+    if all("=" in v for v in values):
+        flags = " ".join(f"{LIMITS_FLAG} {v}" for v in values)
+        return (f"input limits are now set with {LIMITS_FLAG} NAME=N, named like the FLR_MAX_* "
+                f"variables (--limit counts rows); use: flr {flags} {command} ...")
+    return (f"--limit N is a number of rows of the command, so it goes after it: "
+            f"flr {command} ... --limit {values[-1]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,12 +90,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.old_input_limits:
+        print(f"error: {_old_limit_message(args.old_input_limits, args.command)}", file=sys.stderr)
+        return 2
+    limits = [*args.input_limits, *(getattr(args, "input_limits_after", None) or [])]
     try:
-        with use_limits(InputLimits.from_env().with_flags(args.input_limits)):
+        with use_limits(InputLimits.from_env().with_flags(limits)):
             return int(args.func(args) or 0)
     except FLRError as err:
-        print(f"error: {shorten(str(err), MESSAGE_LIMIT)}", file=sys.stderr)
-        return 2
+        print(error_line(err), file=sys.stderr)
+        return USER_ERROR_STATUS
     except OSError as err:  # a path the checks did not foresee (full disk, vanished folder)
         if args.verbose:
             raise

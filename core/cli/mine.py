@@ -1,9 +1,5 @@
 """`flr mine`: sample replies, score them with FLR, export LLaMA-Factory datasets.
 
-    flr mine --prompts prompts.jsonl --output-dir mined/ [--policy M] [--scorer M]
-        [--samples K] [--seed S] [--max-new-tokens N] [--temperature T] [--top-p P]
-        [--min-margin X] [--kto-threshold X] [--followups SET.json] [--limit N]
-
 With `--feedback-triples FILE` instead of `--prompts`, it writes SFT data for a feedback-mode
 scorer from (question, answer, feedback) triples (`core.mining.feedback_data`) and samples nothing.
 
@@ -17,13 +13,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import sys
 import time
 from typing import Any
 
-from core.cli.flags import add_ray_arguments, add_scoring_arguments, cluster_from_args, config_from_args
+from core.cli.errors import user_errors
+from core.cli.flags import (add_ray_arguments, add_scoring_arguments, check_row_limit, cluster_from_args,
+                            config_from_args, row_limit)
 from core.engine.config import EMBEDDED_MODEL
-from core.errors import FLRError
 from core.mining.mining import MiningConfig
 
 log = logging.getLogger(__name__)
@@ -70,7 +68,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="leave replies cut at --max-new-tokens out of the DPO / KTO / SFT data")
     parser.add_argument("--categories", default=None, metavar="A,B",
                         help="score only these follow-up categories (comma-separated)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N prompts")
+    parser.add_argument("--limit", type=row_limit, default=None, metavar="N|F",
+                        help="use only the first N prompts, or a fraction F of them (0.1 = 10%%)")
     parser.add_argument("--prefix", default="flr", help="file and dataset-name prefix (default flr)")
     add_scoring_arguments(parser, ("--scorer", "--model"),
                           "model that scores them (default: $FLR_MODEL or embedded)")
@@ -80,15 +79,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+@user_errors
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; errors a user can fix become one line on stderr and exit status 2."""
-    try:
-        if args.feedback_triples:
-            return _feedback_data(args)
-        return _mine(args)
-    except FLRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.feedback_triples:
+        return _feedback_data(args)
+    return _mine(args)
 
 
 def _feedback_data(args: argparse.Namespace) -> int:
@@ -107,7 +103,7 @@ def _mine(args: argparse.Namespace) -> int:
     from core.mining.mining import mine
     from core.mining.policy import policy_for
     from core.mining.preferences import ExportConfig, export_preferences, format_summary
-    from core.mining.prompts import PromptFileError, load_prompts
+    from core.mining.prompts import load_prompts
     from core.engine.scorer import load_scorer
 
     mining = MiningConfig(samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens,
@@ -120,9 +116,8 @@ def _mine(args: argparse.Namespace) -> int:
     policy_config = scoring.with_changes(model=args.policy)
     prompts = load_prompts(args.prompts)
     if args.limit is not None:
-        if args.limit < 1:
-            raise PromptFileError(f"--limit must be a positive number of prompts; got {args.limit}")
-        prompts = prompts[:args.limit]
+        check_row_limit(args.limit, "prompts")
+        prompts = prompts[:math.ceil(len(prompts) * args.limit) if args.limit < 1 else args.limit]
     followups = load_followups(args.followups)
     if args.categories:
         followups = followups.select([c.strip() for c in args.categories.split(",") if c.strip()])

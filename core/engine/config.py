@@ -21,6 +21,7 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 SYSTEM_POLICIES = ("keep", "fold", "drop")
 
 ENV_PREFIX = "FLR_"
+AUTO_BATCH_SIZE = "auto"  # batch size: as many follow-ups per pass as free GPU memory holds
 MAX_BATCH_SIZE = 1_000_000  # follow-ups per pass; more is a typo (the GPU memory caps a pass anyway)
 MAX_LENGTH = 10_000_000  # tokens; longer than any model's context
 WEIGHT_FIELDS = ("model", "device", "dtype", "trust_remote_code")  # changing these loads other weights
@@ -30,12 +31,12 @@ WEIGHT_FIELDS = ("model", "device", "dtype", "trust_remote_code")  # changing th
 class ScoringConfig:
     """Everything that decides what a follow-up score means and how it is computed."""
 
-    model: str = EMBEDDED_MODEL  # Hub id, local folder, .gguf file, or "embedded"
+    model: str = EMBEDDED_MODEL  # Hub id (ORG/NAME@REV pins a revision), local folder, .gguf file, or "embedded"
     device: str = "auto"  # "auto" picks CUDA, then Apple MPS, then CPU
     dtype: str = "auto"  # "auto": bfloat16 on GPUs that support it, else float16 on GPU, float32 on CPU
     mode: str = "base"  # "base": follow-up is the next user turn; "feedback": role-swapped scorer
     aggregation: str = "mean"  # per-token log-likelihood "mean" or "sum"; "paper" = released scripts' raw logits
-    batch_size: int = 32  # a pass holds this many follow-ups of up to 64 tokens; results do not depend on it
+    batch_size: int | str = 32  # follow-ups of up to 64 tokens per pass, or "auto"; results do not depend on it
     max_length: int | None = None  # token budget per scored sequence; None = the model's context size
     trust_remote_code: bool = False  # run model code from the Hub only when the user asks
     system_policy: str = "keep"  # a system message: "keep" it, "fold" it into the first user turn, "drop" it
@@ -52,9 +53,10 @@ class ScoringConfig:
                               f"got {self.system_policy!r}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise ConfigError(f"batch size must be a positive integer; got {self.batch_size!r}")
-        if self.batch_size > MAX_BATCH_SIZE:
+        if self.batch_size != AUTO_BATCH_SIZE and (not _is_int(self.batch_size) or self.batch_size < 1):
+            raise ConfigError(f"batch size must be a positive integer; got {self.batch_size!r} (or 'auto': "
+                              "as many as free GPU memory holds)")
+        if _is_int(self.batch_size) and self.batch_size > MAX_BATCH_SIZE:
             raise ConfigError(f"batch size must be at most {MAX_BATCH_SIZE:,}; got {self.batch_size!r}")
         if self.max_length is not None and (not _is_int(self.max_length) or self.max_length < 8):
             raise ConfigError(f"max length must be an integer of at least 8 tokens; got {self.max_length!r}")
@@ -66,6 +68,13 @@ class ScoringConfig:
     def with_changes(self, **changes: Any) -> "ScoringConfig":
         """A copy with some settings changed (validated like a new config)."""
         return replace(self, **changes)
+
+    def follow_ups_per_pass(self, on_gpu: bool) -> int:
+        """The batch size as a number: "auto" leaves a GPU's pass to its free memory (the engine
+        caps every pass by it) and is the default elsewhere."""
+        if self.batch_size != AUTO_BATCH_SIZE:
+            return int(self.batch_size)
+        return MAX_BATCH_SIZE if on_gpu else ScoringConfig.batch_size
 
     def same_weights(self, other: "ScoringConfig") -> bool:
         """Whether `other` runs on the very weights this config loads (only scoring settings differ)."""
@@ -102,7 +111,7 @@ class ScoringConfig:
 
 def _parse_env_value(name: str, raw: str) -> Any:
     if name == "batch_size":
-        return _parse_int(name, raw)
+        return AUTO_BATCH_SIZE if raw.strip().lower() == AUTO_BATCH_SIZE else _parse_int(name, raw)
     if name == "max_length":
         return None if raw.lower() in ("none", "auto") else _parse_int(name, raw)
     if name == "trust_remote_code":

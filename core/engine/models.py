@@ -117,7 +117,7 @@ def load_model(config: ScoringConfig) -> LoadedModel:
     """Load the model and tokenizer that `config.model` names, on the configured device."""
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
-    source = config.model
+    source, revision = split_revision(config.model)
     if source == EMBEDDED_MODEL:
         gguf = embedded_gguf_path()
         if gguf is None:
@@ -145,19 +145,32 @@ def load_model(config: ScoringConfig) -> LoadedModel:
     check_local_path(source)  # a mistyped folder says "no such folder", not "bad repo id"
     cache_only = prepare_hub_load(source)  # no Hub and not cached: fail now, not after retries
     return _load_pretrained(source, f"hub:{source}", source, device, dtype, config.trust_remote_code,
-                            local_files_only=cache_only)
+                            local_files_only=cache_only, revision=revision)
+
+
+def split_revision(model: str) -> tuple[str, str | None]:
+    """`ORG/NAME@REV` as (`ORG/NAME`, `REV`) (`--revision REV` is spelled so); refuses a
+    revision of a model that is not on the Hub. An existing path keeps any `@` in its name."""
+    name, sep, revision = model.rpartition("@")
+    if not sep or not name or Path(model).expanduser().exists():
+        return model, None
+    if name == EMBEDDED_MODEL or name.endswith(".gguf") or Path(name).expanduser().exists():
+        raise ModelLoadError(f"revision {revision!r} names a branch, tag or commit of a Hub model, but "
+                             f"{name!r} is a local model; drop --revision (or @{revision})")
+    return name, revision
 
 
 def _load_pretrained(source: str, identity: str, name: str, device: Any, dtype: Any,
-                     trust_remote_code: bool, local_files_only: bool = False) -> LoadedModel:
+                     trust_remote_code: bool, local_files_only: bool = False,
+                     revision: str | None = None) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code,
-                                                  local_files_only=local_files_only)
+                                                  local_files_only=local_files_only, revision=revision)
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=dtype, trust_remote_code=trust_remote_code,
-            local_files_only=local_files_only,
+            local_files_only=local_files_only, revision=revision,
         )
     except Exception as err:  # transformers raises many types; the user needs one message
         raise ModelLoadError(f"could not load model {name!r} from {source}: {shorten(str(err), 600)}") from err

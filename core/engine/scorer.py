@@ -405,10 +405,10 @@ class FLRScorer:
     def _token_budget(self) -> int:
         """Suffix tokens per pass: the batch size in follow-ups of `TOKENS_PER_SEQUENCE` tokens,
         on CUDA no more than about half of the free memory holds."""
-        budget = self.config.batch_size * TOKENS_PER_SEQUENCE
+        device = self.loaded.device
+        budget = self.config.follow_ups_per_pass(getattr(device, "type", None) == "cuda") * TOKENS_PER_SEQUENCE
         if self._oom_budget is not None:
             budget = min(budget, self._oom_budget)
-        device = self.loaded.device
         if getattr(device, "type", None) == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             budget = min(budget, max(TOKENS_PER_SEQUENCE,

@@ -61,25 +61,34 @@ class Benchmark:
     def models(self) -> list[str]:
         return sorted({m for m in self.frame[COL_MODEL] if isinstance(m, str) and m})
 
-    def limited(self, limit: int | None) -> "Benchmark":
+    def limited(self, limit: int | float | None) -> "Benchmark":
         """The first `limit` pairs / rows, or for ranking the responses of every model to the
-        first `limit` prompts."""
+        first `limit` prompts. A fraction (0 < limit < 1) keeps that share of them, rounded up
+        (lm_eval's `--limit 0.1`), and a warning says how many that is."""
         if limit is None or len(self.frame) == 0:
             return self
-        if limit < 1:
-            raise BenchmarkFormatError(f"limit must be a positive number of rows; got {limit}")
+        if isinstance(limit, bool) or not (limit >= 1 and float(limit).is_integer() or 0 < limit < 1):
+            raise BenchmarkFormatError(f"limit must be a positive number of rows or a fraction "
+                                       f"between 0 and 1; got {limit}")
         if self.kind == RANKING and self.frame[COL_PROMPT].nunique() > 1:
-            prompts = list(OrderedDict.fromkeys(self.frame[COL_PROMPT]))[:limit]
-            frame = self.frame[self.frame[COL_PROMPT].isin(prompts)]
+            units, unit = list(OrderedDict.fromkeys(self.frame[COL_PROMPT])), "prompts"
         elif self.kind == RANKING:
-            order = self.frame.groupby(COL_MODEL, sort=False).cumcount()
-            frame = self.frame[order < limit]
+            units, unit = list(range(int(self.frame.groupby(COL_MODEL, sort=False).size().max()))), "replies per model"
         else:
-            keep = list(OrderedDict.fromkeys(self.frame[COL_ROW]))[:limit]
-            frame = self.frame[self.frame[COL_ROW].isin(keep)]
+            units, unit = list(OrderedDict.fromkeys(self.frame[COL_ROW])), "rows"
+        count = math.ceil(len(units) * limit) if limit < 1 else int(limit)
+        if self.kind == RANKING and unit == "prompts":
+            frame = self.frame[self.frame[COL_PROMPT].isin(units[:count])]
+        elif self.kind == RANKING:
+            frame = self.frame[self.frame.groupby(COL_MODEL, sort=False).cumcount() < count]
+        else:
+            frame = self.frame[self.frame[COL_ROW].isin(units[:count])]
+        warnings = list(self.warnings)
+        if limit < 1:
+            warnings.append(f"--limit {limit:g}: the first {min(count, len(units))} of {len(units)} {unit}")
         return Benchmark(self.name, self.kind, self.paths, frame.reset_index(drop=True),
                          self.precomputed, self.source_format, self.categories,
-                         list(self.notes), list(self.warnings))
+                         list(self.notes), warnings)
 
 
 def describe_benchmarks(benchmarks: Sequence[Benchmark]) -> pd.DataFrame:

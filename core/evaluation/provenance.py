@@ -28,11 +28,17 @@ def tool_version() -> str:
         return f"git:{commit}{'+dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         pass
+    version = package_version()
+    return "unknown" if version is None else f"flr-studio {version}"
+
+
+@functools.lru_cache(maxsize=1)
+def package_version() -> str | None:
+    """The version in pyproject.toml (its one home), or None without one."""
     try:
-        project = tomllib.loads((_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-        return f"{project['name']} {project['version']}"
+        return str(tomllib.loads((_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"])
     except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "unknown"
+        return None
 
 
 def provenance(model: str, model_identity: str | None, followups_hash: str) -> dict[str, Any]:

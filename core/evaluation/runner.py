@@ -45,13 +45,14 @@ CHUNK = 4  # conversations scored per cache commit: a killed run loses at most t
 class EvaluationOptions:
     """How a run is bounded and judged: everything but the data, the model and its settings."""
 
-    limit: int | None = None  # the first N pairs / rows of each benchmark (ranking: N prompts)
+    limit: int | float | None = None  # the first N pairs / rows of each benchmark (ranking: N prompts); 0.1 = 10%
     elo: EloTable | None = None  # reference ELO for ranking benchmarks; None = the bundled table
     bootstrap_samples: int = BOOTSTRAP_SAMPLES  # resamples per confidence interval
     seed: int = M.BOOTSTRAP_SEED  # fixed, so a report is reproducible
     chunk_size: int = CHUNK  # conversations per cache commit
     elo_map: Mapping[str, str] = field(default_factory=dict)  # benchmark model -> ELO entry, by hand
     sections: Mapping[str, Sequence[str]] | None = None  # RewardBench section map; None = RB1's
+    datasets: Sequence[Mapping[str, Any]] = ()  # datasets read by name: name, config, split, revision
 
 
 @dataclass
@@ -122,6 +123,8 @@ def run_evaluation(benchmarks: Sequence[Benchmark], *, scorer_factory: Callable[
                                      "correlations": "percentile bootstrap 95% over rows"},
                        "provenance": provenance(config.model, found.stats.get("identity"),
                                                 followups.fingerprint())}
+    if options.datasets:  # absent for files, as before
+        report_settings["provenance"]["datasets"] = [dict(d) for d in options.datasets]
     log.info("evaluated %d benchmark(s): %d conversations scored, %d from the cache",
              len(results), stats["scored"], stats["from_cache"])
     return EvaluationReport(results, report_settings, cancelled, stats)

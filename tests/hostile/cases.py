@@ -66,7 +66,7 @@ def cli_cases(folder: Path, model: str) -> list[Case]:
           2, r"over the limit .*FLR_MAX_FOLLOWUP_CHARS")
     bomb = folder / "bomb.jsonl.gz"
     bomb.write_bytes(gzip.compress(b" " * (3 * 1024 * 1024)))
-    cases.append(Case("gzip bomb", ["--limit", "file_mb=1", "score", "--input", str(bomb), "--output", out],
+    cases.append(Case("gzip bomb", ["--max", "file_mb=1", "score", "--input", str(bomb), "--output", out],
                       2, r"more than 1 MB .*once decompressed"))
     # outputs
     score("output is a folder", ["--input", good, "--output", str(folder), *tiny], 2, "is a folder")
@@ -88,7 +88,7 @@ def cli_cases(folder: Path, model: str) -> list[Case]:
     score("10,002 turns over the limit", ["--input", _jsonl(folder / "t10k.jsonl", [huge_conv]),
                                           "--output", out, *tiny], 2, r"10,002 turns is over the limit")
     cases.append(Case("10,002 turns, limit raised", [
-        "--limit", "turns=20000", "score", "--input", str(folder / "t10k.jsonl"), "--output", out,
+        "--max", "turns=20000", "score", "--input", str(folder / "t10k.jsonl"), "--output", out,
         "--followups", small_set, *tiny], 0, "wrote 1 scored"))
     score("utterance of 300k characters", ["--input", _jsonl(folder / "long-turn.jsonl",
                                                              [["hi", "y" * 300_000]]),
