@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from core.errors import InputError
+from core.textfiles import read_text
 from core.evaluation import metrics as M
 from core.evaluation.report import BenchmarkResult, EvaluationReport
 from core.names import BOOTSTRAP_SAMPLES, FLR, HEADLINE, PAIRWISE, RATING
@@ -32,11 +33,9 @@ COLUMNS = ["benchmark", "kind", "signal", "metric", "n", "A", "B", "B - A", "ci_
 def load_report(path: str | Path) -> EvaluationReport:
     """A REPORT.json, with a one-line error naming the file when it is not one."""
     path = Path(path)
+    text = read_text(path, InputError, what="report")  # size-capped, UTF-8, one-line errors
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return EvaluationReport.from_dict(data)
-    except OSError as err:
-        raise InputError(f"{path}: cannot read the report ({err.strerror})") from None
+        return EvaluationReport.from_dict(json.loads(text))
     except json.JSONDecodeError as err:
         raise InputError(f"{path}, line {err.lineno}: malformed JSON ({err.msg})") from None
     except (ValueError, KeyError, TypeError) as err:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from core.errors import BenchmarkFormatError
+from core.textfiles import read_text
 
 RB1_SECTIONS: dict[str, tuple[str, ...]] = {
     "Chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy",
@@ -39,10 +40,9 @@ RB2_METHOD = "RewardBench 2 score: the mean of the subsets' best-of-N accuracies
 def load_sections(path: str | Path) -> dict[str, tuple[str, ...]]:
     """A section map from JSON: `{"section": ["subset", ...], ...}`."""
     path = Path(path)
+    text = read_text(path, BenchmarkFormatError, what="section map")  # size-capped, UTF-8, one-line errors
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise BenchmarkFormatError(f"{path}: cannot read the section map ({err.strerror})") from None
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise BenchmarkFormatError(f"{path.name}, line {err.lineno}: malformed JSON ({err.msg})") from None
     if not isinstance(data, dict) or not data or not all(

@@ -68,3 +68,19 @@ def test_the_elo_map_file_is_read_through_textfiles(tmp_path: Path) -> None:
     latin.write_bytes('{"mod\xe8le": "x"}'.encode("latin-1"))
     with pytest.raises(InputError, match=r"--elo-map .*latin\.json: not UTF-8 text .*save the ELO map as UTF-8"):
         parse_elo_map([str(latin)])
+
+
+def test_reports_and_section_maps_are_read_through_textfiles(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from core.errors import BenchmarkFormatError
+    from core.evaluation.rewardbench import load_sections
+
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('{"s\xe8ction": ["x"]}'.encode("latin-1"))
+    with pytest.raises(BenchmarkFormatError, match=r"latin\.json: not UTF-8 text .*section map"):
+        load_sections(latin)
+    assert cli_main(["compare", str(latin), str(latin)]) == 2  # was a UnicodeDecodeError traceback
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not UTF-8 text" in err and err.count("\n") == 1
+    assert cli_main(["compare", str(tmp_path / "none.json"), str(latin)]) == 2
+    assert "none.json: cannot read the report" in capsys.readouterr().err
