@@ -129,3 +129,29 @@ def test_hosted_mode_refuses_an_adapter_folder_it_does_not_list(tiny_adapter_dir
     record = tab_score.score_conversation(listed, _pasted(CONVERSATIONS[0]), "", ALL, str(tiny_adapter_dir),
                                           "feedback", "mean")[4]
     assert record["flr"] == pytest.approx(flr_score(tmp_path, tiny_adapter_dir, "feedback")[0], abs=1e-4)
+
+
+def test_cached_results_of_an_adapter_are_not_reused_once_its_base_changed(tmp_path: Path, capsys) -> None:
+    """The score cache and the report memo key a local model by its files without loading it; an
+    adapter's scores depend on its base's weights too, so retraining the base in place must not
+    bring back the old adapter's numbers."""
+    from core.evaluation.report_cache import model_key
+    from tests.tiny_model import build_tiny_adapter, build_tiny_model
+
+    base = build_tiny_model(tmp_path / "base")
+    adapter = build_tiny_adapter(base, tmp_path / "adapter")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"chosen": f"\n\nHuman: {q}\n\nAssistant: {a}",
+                                           "rejected": f"\n\nHuman: {q}\n\nAssistant: No."})
+                               for q, a in CONVERSATIONS))
+    argv = ["evaluate", str(pairs), "--model", str(adapter), "--device", "cpu", "--cache",
+            str(tmp_path / "cache.sqlite"), "--report", str(tmp_path / "report.json")]
+    key = model_key(ScoringConfig(model=str(adapter)))
+    assert main(argv) == 0 and main(argv) == 0
+    assert "its report was reused" in capsys.readouterr().out  # an unchanged rerun is reused
+
+    time.sleep(0.01)
+    build_tiny_model(base, seed=7)  # the base retrained in place; the adapter folder untouched
+    assert model_key(ScoringConfig(model=str(adapter))) != key
+    assert main(argv) == 0
+    assert "its report was reused" not in capsys.readouterr().out
