@@ -44,6 +44,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--held-out", type=float, default=0.2, metavar="F",
                         help="share of the mined prompts kept out of training for the comparison (default 0.2)")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard the checkpoints of an earlier run in DIR instead of resuming from them")
 
 
 def add_judging_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from core.training.loop import align_and_compare
 
     report = align_and_compare(args.mined_dir, args.output, options_from_args(args), judging_from_args(args),
-                               report=lambda line: print(line, flush=True))
+                               report=lambda line: print(line, flush=True), restart=args.restart)
     print(format_report(report))
     print(f"wrote the adapter and align_report.json / align_report.md to {args.output}")
     return 0

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     exported = mine_pairs(args.prompts, mined, scoring, args.policy, mining, export, followups, limit=args.limit)
     say(format_summary(exported.summary))
     say(f"2/2 aligning with {options.method.upper()} -> {aligned}")
-    report = align_and_compare(mined, aligned, options, judging, report=say, followups=followups)
+    report = align_and_compare(mined, aligned, options, judging, report=say, followups=followups,
+                               restart=args.restart)
     say(format_report(report))
     say(f"adapter: {aligned} (use it as --policy {aligned} or --model {aligned})")
     say(f"report: {aligned / REPORT_MD} and {aligned / REPORT_JSON}")

@@ -76,10 +76,12 @@ def mine_pairs(prompts_path: str | Path, output_dir: str | Path, scoring: Scorin
 
 
 def align_and_compare(mined_dir: str | Path, output: str | Path, options: Any, judging: Judging,
-                      report: Report = log.info, followups: Any | None = None) -> dict[str, Any]:
+                      report: Report = log.info, followups: Any | None = None,
+                      restart: bool = False) -> dict[str, Any]:
     """Train a DPO/KTO adapter on the mined pairs, then judge base vs aligned on the held-out
     prompts with `followups` (default: the bundled set); writes the adapter, `align_report.json`
-    and `align_report.md` in `output` and returns the report."""
+    and `align_report.md` in `output` and returns the report. Training resumes from `output`'s
+    checkpoints of the same run (`restart` discards them)."""
     from core.engine.followups import default_followups
     from core.engine.models import load_model
     from core.engine.scorer import FLRScorer, load_scorer
@@ -105,7 +107,7 @@ def align_and_compare(mined_dir: str | Path, output: str | Path, options: Any, j
     train_prompts = len({p.id for p in prompts.values()} - held)
     report(f"{len(rows)} {options.method.upper()} examples from {train_prompts} prompts; "
            f"{len(held)} prompts held out")
-    result = al.train_policy(rows, loaded, output, options, report=report)
+    result = al.train_policy(rows, loaded, output, options, report=report, restart=restart)
     (output / ADAPTER_FILE).write_text(json.dumps({"base_model": base_reference(judging.policy)}) + "\n")
 
     margins = [entry["rewards/margins"] for entry in result.logs if "rewards/margins" in entry]
