@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.align import add_judging_arguments, add_training_arguments, judging_from_args, options_from_args
+from core.cli.align_flags import add_judging_arguments, add_training_arguments, judging_from_args, options_from_args
 
 MINED = "mined"
 ALIGNED = "aligned"
