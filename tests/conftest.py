@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_model import build_tiny_model
+from tests.tiny_model import build_tiny_adapter, build_tiny_model
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -19,6 +19,12 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-chat-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """A LoRA adapter folder on the tiny model, as `flr finetune` lays one out (built with PEFT)."""
+    return build_tiny_adapter(tiny_model_dir, tmp_path_factory.mktemp("tiny-adapter"))
 
 
 @pytest.fixture(scope="session")

@@ -63,3 +63,31 @@ def build_tiny_model(folder: Path, *, chat_template: bool = True, seed: int = 0)
                 p.normal_(0.0, 0.2)
     model.save_pretrained(folder)
     return folder
+
+
+def build_tiny_adapter(base: Path, folder: Path, *, seed: int = 1) -> Path:
+    """A LoRA adapter folder for the tiny model at `base`, laid out as `flr finetune` writes one
+    (PEFT files, tokenizer, `flr-adapter.json` naming the base), made with PEFT directly in well
+    under a second. Its B matrices are random (PEFT starts them at zero, which would make the
+    adapter a no-op), so its scores differ from the base model's."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from core.training.finetune import ADAPTER_FILE
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                            task_type="CAUSAL_LM"))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.2)
+    folder.mkdir(parents=True, exist_ok=True)
+    peft.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+    (folder / ADAPTER_FILE).write_text(json.dumps({"base_model": str(base.resolve())}) + "\n")
+    return folder

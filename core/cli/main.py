@@ -17,13 +17,13 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from core.cli import align, compare, evaluate, finetune, followups, mine, score, serve, tune
+from core.cli import align, compare, evaluate, finetune, followups, loop, mine, score, serve, tune
 from core.cli.errors import USER_ERROR_STATUS, error_line
 from core.errors import FLRError
 from core.limits import FLAG as LIMITS_FLAG
 from core.limits import InputLimits, use_limits
 
-COMMANDS = (score, evaluate, mine, serve, tune, followups, compare, finetune, align)
+COMMANDS = (score, evaluate, mine, serve, tune, followups, compare, finetune, align, loop)
 LIMITS_HELP = (f"raise an input limit for this run, e.g. {LIMITS_FLAG} turns=20000 (turn_chars, "
                "conversation_chars, turns, records, followups, followup_chars, file_mb; also "
                "FLR_MAX_<NAME>)")

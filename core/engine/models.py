@@ -133,7 +133,7 @@ def load_model(config: ScoringConfig) -> LoadedModel:
         name = config.model if config.model == EMBEDDED_MODEL else path.name
         return _load_pretrained(str(folder), identity, name, device, dtype, trust_remote_code=False)
     if path.exists():
-        if (path / "adapter_config.json").is_file():
+        if is_adapter_folder(path):
             return _load_adapter(path, config)
         if not (path / "config.json").is_file():
             raise ModelLoadError(
@@ -187,16 +187,7 @@ def _load_adapter(folder: Path, config: ScoringConfig) -> LoadedModel:
 
     The base is the model string `flr-adapter.json` records ("embedded", a .gguf file, a folder,
     a Hub id: whatever `--model` accepts), else PEFT's own `base_model_name_or_path`."""
-    marker = folder / "flr-adapter.json"
-    try:
-        recorded = json.loads(marker.read_text()) if marker.is_file() else {}
-        base = recorded.get("base_model") or json.loads(
-            (folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    except (OSError, ValueError, AttributeError) as err:
-        raise ModelLoadError(f"{folder}: unreadable adapter files ({err}); retrain or restore them") from None
-    if not base or Path(base).expanduser().resolve() == folder.resolve():
-        raise ModelLoadError(f"{folder} is an adapter without a usable base model; write "
-                             '{"base_model": "<model>"} to its flr-adapter.json')
+    base = adapter_base(folder)
     try:
         from peft import PeftModel
     except ImportError:
@@ -210,6 +201,26 @@ def _load_adapter(folder: Path, config: ScoringConfig) -> LoadedModel:
     model.eval()
     identity = f"adapter:{folder.resolve()}:{_folder_fingerprint(folder)}+{loaded.identity}"
     return LoadedModel(model, loaded.tokenizer, loaded.device, loaded.dtype, identity, folder.name)
+
+
+def is_adapter_folder(path: Path) -> bool:
+    return (path / "adapter_config.json").is_file()
+
+
+def adapter_base(folder: Path) -> str:
+    """The base model an adapter folder names: `flr-adapter.json`'s model string, else PEFT's
+    `base_model_name_or_path`."""
+    marker = folder / "flr-adapter.json"
+    try:
+        recorded = json.loads(marker.read_text()) if marker.is_file() else {}
+        base = recorded.get("base_model") or json.loads(
+            (folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as err:
+        raise ModelLoadError(f"{folder}: unreadable adapter files ({err}); retrain or restore them") from None
+    if not isinstance(base, str) or not base or Path(base).expanduser().resolve() == folder.resolve():
+        raise ModelLoadError(f"{folder} is an adapter without a usable base model; write "
+                             '{"base_model": "<model>"} to its flr-adapter.json')
+    return base
 
 
 def _converted_gguf(gguf: Path) -> tuple[Path, str]:

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from core.engine.config import ScoringConfig
+from core.engine.models import adapter_base, is_adapter_folder
+from core.errors import ModelLoadError
 from core.locations import ASSETS_DIR, CODE_DIR, cache_dir
 
 log = logging.getLogger(__name__)
@@ -165,6 +167,11 @@ def model_key(config: ScoringConfig) -> str:
                                   for p in path.iterdir() if p.is_file())
     except OSError:
         pass  # not a readable local path: the name alone identifies it
+    if path.is_dir() and is_adapter_folder(path):  # its scores change with the base's weights too
+        try:
+            key["base"] = json.loads(model_key(config.with_changes(model=adapter_base(path))))
+        except ModelLoadError:
+            pass  # loading it fails with that message; nothing is cached for it
     return json.dumps(key, sort_keys=True)
 
 

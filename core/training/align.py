@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -164,9 +165,19 @@ def kto_rows(data: MinedData, held: set[str], render: Callable[[MiningPrompt], s
             for s in data.samples if s.kto_tag is not None and s.prompt.id not in held]
 
 
+def run_fingerprint(rows: Sequence[dict[str, Any]], loaded: Any, options: AlignOptions) -> str:
+    """What a run's checkpoints belong to: its settings, its training rows and the policy."""
+    settings = {k: v for k, v in asdict(options).items() if k != "logging_steps"}
+    return hashlib.sha256(json.dumps([settings, list(rows), loaded.identity], sort_keys=True,
+                                     default=str).encode()).hexdigest()[:16]
+
+
 def train_policy(rows: Sequence[dict[str, Any]], loaded: Any, output: str | Path, options: AlignOptions,
-                 report: Callable[[str], None] = log.info) -> AlignResult:
-    """Train a LoRA adapter on `rows` with TRL's DPO or KTO trainer and save it in `output`."""
+                 report: Callable[[str], None] = log.info, restart: bool = False) -> AlignResult:
+    """Train a LoRA adapter on `rows` with TRL's DPO or KTO trainer and save it in `output`.
+
+    A rerun into the same `output` resumes from its last checkpoint; checkpoints of another run
+    (other pairs, settings or policy) are refused unless `restart` discards them."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -210,19 +221,45 @@ def train_policy(rows: Sequence[dict[str, Any]], loaded: Any, output: str | Path
             report(f"step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}"
                    + (f"  margin {margin:.4f}" if margin is not None else "") + f"  left ~{left:.0f}s")
 
-    from transformers.trainer_utils import get_last_checkpoint
+    from core.training.finetune import RUN_FILE, check_checkpoints
 
     checkpoints = output / "checkpoints"
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    fingerprint = run_fingerprint(rows, loaded, options)
+    resume = check_checkpoints(checkpoints, fingerprint, restart)
+    if restart and checkpoints.is_dir():
+        shutil.rmtree(checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    (checkpoints / RUN_FILE).write_text(json.dumps({"fingerprint": fingerprint}))
     trainer = trainer_class(model=loaded.model, args=args, train_dataset=Dataset.from_list(list(rows)),
                             processing_class=loaded.tokenizer, peft_config=peft_config,
                             callbacks=[Progress()])
     trainer.remove_callback(PrinterCallback)
+    model = trainer.model
     if resume:
-        report(f"resuming from {resume}")
-    trainer.train(resume_from_checkpoint=resume)
+        done, earlier = _checkpoint_history(Path(resume))
+        result.logs[:0] = earlier  # the report's first margin is the run's, not this session's
+        if done >= options.max_steps:
+            # Trainer would run one step past max_steps when resumed at it; the run is complete.
+            from peft import PeftModel
+
+            report(f"{resume} already holds all {options.max_steps} steps; using it")
+            model = PeftModel.from_pretrained(loaded.model, resume)
+            result.steps = done
+        else:
+            report(f"resuming from {resume}")
+    if not result.steps:
+        trainer.train(resume_from_checkpoint=resume)
+        result.steps = trainer.state.global_step
     result.seconds = time.monotonic() - started
-    result.steps = trainer.state.global_step
-    trainer.model.save_pretrained(str(output))
+    model.save_pretrained(str(output))
     loaded.tokenizer.save_pretrained(str(output))
     return result
+
+
+def _checkpoint_history(checkpoint: Path) -> tuple[int, list[dict[str, float]]]:
+    """The step a checkpoint was saved at and the training logs up to it (`trainer_state.json`)."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    logs = [{"step": entry["step"], **{k: float(v) for k, v in entry.items()
+                                        if isinstance(v, (int, float)) and k != "step"}}
+            for entry in state.get("log_history", []) if "loss" in entry]
+    return int(state["global_step"]), logs

@@ -93,3 +93,26 @@ def test_length_controlled_win_rate_discounts_length() -> None:
     assert raw > 0.6 and abs(lc["value"] - 0.5) < 0.1 and lc["ci"][0] <= lc["value"] <= lc["ci"][1]
     ties = length_controlled(np.full(50, 0.5), rng.normal(size=50), samples=20)
     assert ties["value"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_rerun_resumes_its_own_checkpoints_and_refuses_another_run_s(mined: Path, tiny_model_dir: Path,
+                                                                       tmp_path: Path) -> None:
+    rows = dpo_rows(read_mined(mined), set())
+    config = ScoringConfig(model=str(tiny_model_dir), device="cpu")
+    options = AlignOptions(max_steps=2, batch_size=4, learning_rate=1e-2, logging_steps=1, save_steps=1,
+                           lora_rank=4)
+    out = tmp_path / "a"
+    train_policy(rows, load_model(config), out, options)
+    lines: list[str] = []
+    again = train_policy(rows, load_model(config), out, options, report=lines.append)
+    assert again.steps == 2 and any("checkpoint-2 already holds all 2 steps" in line for line in lines)
+    assert [log["step"] for log in again.logs] == [1, 2]  # the run's margins, read from the checkpoint
+
+    other = AlignOptions(**{**vars(options), "method": "kto"})  # another run's settings: refused
+    with pytest.raises(FLRError, match="checkpoints of a different run"):
+        train_policy(kto_rows(read_mined(mined), set()), load_model(config), out, other)
+    lines.clear()
+    fresh = train_policy(kto_rows(read_mined(mined), set()), load_model(config), out, other,
+                         report=lines.append, restart=True)
+    assert fresh.steps == 2 and not any(line.startswith("resuming") for line in lines)
+    assert len(fresh.logs) == 2  # trained both steps anew

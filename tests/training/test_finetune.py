@@ -186,3 +186,76 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path, tiny_model_dir
     other = _options(tiny_model_dir, learning_rate=1e-4)  # another run's settings: refused
     with pytest.raises(FLRError, match="checkpoints of a different run"):
         finetune(examples, [], out, other, loaded=load_base(other))
+
+
+_STALLING_FINETUNE = '''
+import sys, time
+from transformers import TrainerCallback
+import core.training.finetune as ft
+
+class StallAfterSave(TrainerCallback):
+    """Says when a checkpoint is on disk, then waits to be killed."""
+    def on_save(self, args, state, control, **kwargs):
+        print(f"saved checkpoint-{state.global_step}", flush=True)
+        time.sleep(600)
+
+original = ft.finetune
+ft.finetune = lambda *a, **kw: original(*a, **{**kw, "callbacks": [*kw.get("callbacks", ()), StallAfterSave()]})
+from core.cli.main import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_a_finetune_process_killed_after_a_checkpoint_resumes_when_run_again(
+        tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
+    """SIGKILL, not an exception: the process dies right after checkpoint-2 is written; the same
+    command run again resumes there and ends with the weights of a run that was never killed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    data = _write_jsonl_gz(tmp_path / "t.jsonl.gz", TRIPLES * 3)
+    def argv(out: Path) -> list[str]:
+        return ["finetune", str(data), "--output", str(out), "--model", str(tiny_model_dir), "--max-steps", "4",
+                "--batch-size", "2", "--save-steps", "2", "--learning-rate", "0.01", "--eval-fraction", "0",
+                "--device", "cpu"]
+
+    script = tmp_path / "stalling_finetune.py"
+    script.write_text(_STALLING_FINETUNE)
+    out = tmp_path / "killed"
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(script), *argv(out)], cwd=root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("saved checkpoint-2"):
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    assert (out / "checkpoints" / "checkpoint-2").is_dir() and not (out / "adapter_config.json").exists()
+    assert not (out / "checkpoints" / "checkpoint-4").exists()
+
+    capsys.readouterr()
+    assert main(argv(out)) == 0
+    printed = capsys.readouterr().out
+    assert f"resuming from {out / 'checkpoints' / 'checkpoint-2'}" in printed
+    facts = json.loads((out / "flr-training.json").read_text())
+    assert facts["steps"] == 4 and facts["resumed_from"].endswith("checkpoint-2")
+    assert facts["examples"]["train"] == 12
+
+    assert main(argv(tmp_path / "whole")) == 0  # the same run, never killed
+    resumed = load_file(str(out / "adapter_model.safetensors"))
+    whole = load_file(str(tmp_path / "whole" / "adapter_model.safetensors"))
+    assert resumed.keys() == whole.keys()
+    for key in whole:
+        assert resumed[key].allclose(whole[key], atol=1e-5), key
