@@ -104,6 +104,8 @@ def display_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
 def score_all(state: AppState, conversations: list[Conversation], followups: FollowupSet, model: str,
               mode: str, aggregation: str, progress: Any) -> list[ConversationScore]:
     """Scores for `conversations` with the visitor's settings: in this process, or on ZeroGPU."""
+    InputLimits.current().check_pairs(len(conversations), gpu.followup_count(followups),
+                                      "this request", ConversationError)
     config = state.config_for(model, mode, aggregation)
     if state.settings.zero_gpu:
         progress(0.1, desc="Scoring on the GPU (the first request there also loads the model)")

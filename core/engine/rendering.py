@@ -25,7 +25,8 @@ finds how many in a few tokenizations, and cuts a single exchange far longer tha
 by characters first, so no follow-up is rendered with text that will be cut anyway), then (if a
 single exchange is still too long) tokens from the left of the sequence; the result records how
 much. Conversations over the
-`InputLimits` (turns, characters) are refused before anything is tokenized.
+`InputLimits` (turns, characters, characters per token of the context) are refused before
+anything is tokenized.
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
     """Requests for every follow-up, fitting `max_length` tokens by cutting from the left
     (`core.engine.truncation`: about one tokenization however many turns are dropped).
     A template that refuses the conversation raises `TemplateRefusalError`."""
-    InputLimits.current().check_turns(conversation.utterances, "conversation", ConversationError)
+    limits = InputLimits.current()
+    limits.check_turns(conversation.utterances, "conversation", ConversationError)
+    chars = sum(map(len, conversation.utterances)) + len(conversation.system or "")
+    limits.check_context(chars, max_length, "conversation", ConversationError)
     conversation = with_system_policy(conversation, system_policy)
     def encode(conv: Conversation, texts: Sequence[str]) -> list[list[int]]:
         return _encode(tokenizer, conv, texts, mode)
