@@ -227,3 +227,61 @@ def test_the_server_releases_memory_once_its_queue_is_empty(monkeypatch, followu
     finally:
         worker.stop()
     assert calls == [1]  # once, when the three queued requests were done, not after each
+
+
+# -- the app: Score work whose visitor has gone, or that ran too long, stops between passes ------
+
+class _Passes(FakeScorer):
+    """Scores after up to 20 s of 'passes' of 20 ms, checking for a stop between them."""
+
+    stopped = threading.Event()
+    entered = threading.Event()
+
+    def score_many(self, conversations, followups, progress=None):
+        type(self).entered.set()
+        try:
+            for _ in range(1_000):
+                check_stop()
+                time.sleep(0.02)
+        except StoppedError:
+            type(self).stopped.set()
+            raise
+        return super().score_many(conversations, followups, progress)
+
+
+def test_app_stops_score_work_whose_visitor_has_gone(tmp_path):
+    import httpx
+    from gradio_client import Client
+
+    from tests.ui.test_app_client import ALL, CONVERSATION, running_app
+
+    _Passes.stopped.clear()
+    _Passes.entered.clear()
+    with running_app(tmp_path, scorer_factory=_Passes) as url:
+        index = Client(url, verbose=False)._infer_fn_index("/score", None)
+        session = "gone-visitor"
+        with httpx.Client(base_url=url, timeout=30) as http:
+            joined = http.post("gradio_api/queue/join", json={
+                "data": [CONVERSATION, "", ALL, "embedded", "base", "mean"], "fn_index": index,
+                "session_hash": session, "event_data": None, "trigger_id": None})
+            assert joined.status_code == 200, joined.text
+            with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as events:
+                for line in events.iter_lines():
+                    if "process_starts" in line:
+                        break
+            assert _Passes.entered.wait(10)  # the page closes while its request is being scored
+        assert _Passes.stopped.wait(10), "the model kept working for a visitor who had gone"
+
+
+def test_app_stops_score_work_past_its_deadline(tmp_path):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from tests.ui.test_app_client import CONVERSATION, running_app, score
+
+    _Passes.stopped.clear()
+    with running_app(tmp_path, scorer_factory=_Passes, request_seconds=1) as url:
+        start = time.monotonic()
+        with pytest.raises(AppError, match="stopped"):
+            score(Client(url, verbose=False), CONVERSATION)
+        assert time.monotonic() - start < 10 and _Passes.stopped.is_set()
