@@ -2,8 +2,10 @@
 
 One frozen `InputLimits` holds how much input one request may bring: characters per turn and
 per conversation (checked before anything is tokenized, so a 5 MB utterance never reaches the
-tokenizer), turns per conversation, records per file, follow-ups per set and bytes of text per
-file after decompression (a gzip bomb stops at the cap, not in memory). Defaults are generous
+tokenizer), characters per conversation relative to the model's context (checked once the model
+is known), turns per conversation, records per file, follow-ups per set and their characters
+all together, conversation x follow-up pairs per request, and bytes of text per file after
+decompression (a gzip bomb stops at the cap, not in memory). Defaults are generous
 for real use; a user raises one with `FLR_MAX_*` environment variables or the CLI's
 `--max NAME=VALUE` flag (named like the variables; `--limit` counts rows), and each message
 says which to set.
@@ -45,6 +47,9 @@ class InputLimits:
     followups: int = 2_000  # follow-up utterances of one set, all categories together
     followup_chars: int = 2_000  # characters of one follow-up utterance
     file_mb: int = 512  # megabytes of text of one file after decompression (gzip bombs stop here)
+    followup_set_chars: int = 4_000_000  # characters of one set's follow-ups, all together
+    context_chars: int = 10_000  # characters of one conversation per token of the model's context
+    pairs: int = 1_000_000_000  # conversations x follow-ups of one request (app, server)
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -117,6 +122,28 @@ class InputLimits:
                 f"{where}: {len(text):,} characters is over the limit of "
                 f"{self.conversation_chars:,}; paste less, or raise the limit with "
                 f"{hint('conversation_chars')}")
+
+    def check_context(self, chars: int, context: int, where: str,
+                      error: type[InputError] = InputError) -> None:
+        """Refuse a conversation far longer than the model reads: more than `context_chars`
+        characters per token of its `context` (only the last `context` tokens are scored)."""
+        cap = self.context_chars * context
+        if chars > cap:
+            raise error(
+                f"{where}: {chars:,} characters is over the limit of {cap:,} for this model's "
+                f"{context:,}-token context ({self.context_chars:,} characters per token); only "
+                "its last turns are read anyway: keep the most recent turns, or raise the limit "
+                f"with {hint('context_chars')}")
+
+    def check_pairs(self, conversations: int, followups: int, where: str,
+                    error: type[InputError] = InputError) -> None:
+        """Refuse a request of more conversation x follow-up pairs than `pairs`."""
+        if conversations * followups > self.pairs:
+            raise error(
+                f"{where}: {conversations:,} conversation(s) x {followups:,} follow-ups = "
+                f"{conversations * followups:,} scores in one request is over the limit of "
+                f"{self.pairs:,}; score fewer conversations or follow-ups at once, or raise the "
+                f"limit with {hint('pairs')}")
 
     def check_records(self, count: int, where: str, error: type[InputError] = InputError) -> None:
         if count > self.records:

@@ -17,6 +17,9 @@ APP_LIMITS = InputLimits(
     followups=500,  # follow-ups of one set
     followup_chars=1_000,  # one follow-up
     file_mb=64,  # one uploaded file once decompressed (the upload limit is 50 MB compressed)
+    followup_set_chars=40_000,  # all follow-ups of one set (the default set: 120, 4,180 characters)
+    context_chars=32,  # one conversation, per token of the model's context (4 contexts of 8)
+    pairs=1_000,  # conversations x follow-ups of a Score or Compare request (2 x 500)
 )
 
 

@@ -33,6 +33,7 @@ class AppSettings:
     space_id: str = ""  # SPACE_ID, set by Hugging Face on a Space: hosted mode, model list fixed
     queue_size: int = 32  # events waiting in gradio's queue at most; more get "queue full"
     export_max_age: int = 6 * 3600  # seconds an export folder (downloads) is kept on the server
+    request_seconds: int = 600  # a Score or Compare request's model work stops after this long
     work_dir: Path = field(default_factory=lambda: cache_dir() / "app")  # score cache and exports
     server_name: str = "127.0.0.1"
     server_port: int = 7860
@@ -79,7 +80,7 @@ class AppSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "AppSettings":
         """`FLR_*` scoring settings plus FLR_ALLOWED_MODELS, FLR_MAX_FILE_SIZE, FLR_CONCURRENCY,
-        FLR_GPU_SECONDS, FLR_QUEUE_SIZE, FLR_EXPORT_MAX_AGE, FLR_WORK_DIR, GRADIO_SERVER_NAME,
+        FLR_GPU_SECONDS, FLR_QUEUE_SIZE, FLR_EXPORT_MAX_AGE, FLR_REQUEST_SECONDS, FLR_WORK_DIR, GRADIO_SERVER_NAME,
         GRADIO_SERVER_PORT, and from Hugging Face: SPACE_ID and SPACES_ZERO_GPU."""
         env = os.environ if environ is None else environ
         config = ScoringConfig.from_env(env)
@@ -97,6 +98,7 @@ class AppSettings:
             space_id=space_id,
             queue_size=_int(env, "FLR_QUEUE_SIZE", 32),
             export_max_age=_int(env, "FLR_EXPORT_MAX_AGE", 6 * 3600),
+            request_seconds=_int(env, "FLR_REQUEST_SECONDS", 600),
             work_dir=Path(env.get("FLR_WORK_DIR") or cache_dir(env) / "app"),
             server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
             server_port=_int(env, "GRADIO_SERVER_PORT", 7860),

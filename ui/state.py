@@ -109,6 +109,36 @@ class CancelFlags:
                 del self._events[session]
 
 
+class ModelSlots:
+    """At most `count` model jobs at once (`with slots:` around each). When the last running job
+    ends, the memory it freed goes back to the operating system before its slot is released
+    (`core.engine.fast.allocator.release_freed_memory`): the app lives for days, and one large
+    request must not keep its peak resident after it."""
+
+    def __init__(self, count: int) -> None:
+        self._slots = threading.BoundedSemaphore(count)
+        self._lock = threading.Lock()
+        self._running = 0
+
+    def __enter__(self) -> "ModelSlots":
+        self._slots.acquire()
+        with self._lock:
+            self._running += 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            with self._lock:
+                self._running -= 1
+                last = self._running == 0
+            if last:
+                from core.engine.fast import allocator
+
+                allocator.release_freed_memory()
+        finally:
+            self._slots.release()
+
+
 class AppState:
     """What every handler needs: the settings, the shared scorer and the model-job slots.
 
@@ -121,7 +151,7 @@ class AppState:
         self.factory = factory or default_factory
         self.hub = ScorerHub(self.factory)
         self.cancels = CancelFlags()
-        self.model_slots = threading.BoundedSemaphore(settings.concurrency)
+        self.model_slots = ModelSlots(settings.concurrency)
 
     def config_for(self, model: str | None, mode: str | None, aggregation: str | None) -> ScoringConfig:
         """The app's default config with a visitor's choices applied (model checked in hosted mode)."""

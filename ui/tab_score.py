@@ -21,7 +21,9 @@ from core.limits import InputLimits
 from core.textfiles import read_text
 from core.engine.followups import FollowupSet, default_followups, parse_followups
 from core.engine.results import ConversationScore
+from core.engine.stopping import stop_when
 from ui import examples, exports, gpu, plots
+from ui.abandoned import abandoned
 from ui.context import AppContext
 from ui.errors import user_errors
 from ui.state import AppState, bind
@@ -102,8 +104,12 @@ def display_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
 
 
 def score_all(state: AppState, conversations: list[Conversation], followups: FollowupSet, model: str,
-              mode: str, aggregation: str, progress: Any) -> list[ConversationScore]:
-    """Scores for `conversations` with the visitor's settings: in this process, or on ZeroGPU."""
+              mode: str, aggregation: str, progress: Any, request: Any = None) -> list[ConversationScore]:
+    """Scores for `conversations` with the visitor's settings: in this process, or on ZeroGPU;
+    stopped between passes once the visitor of `request` has gone or it has run
+    `settings.request_seconds` (`ui.abandoned`)."""
+    InputLimits.current().check_pairs(len(conversations), gpu.followup_count(followups),
+                                      "this request", ConversationError)
     config = state.config_for(model, mode, aggregation)
     if state.settings.zero_gpu:
         progress(0.1, desc="Scoring on the GPU (the first request there also loads the model)")
@@ -111,18 +117,19 @@ def score_all(state: AppState, conversations: list[Conversation], followups: Fol
         progress(0.1, desc=f"Loading {config.model} (once; later requests reuse it)")
     else:
         progress(0.5, desc="Scoring the follow-ups")
-    return gpu.score(state, config, conversations, followups)
+    with stop_when(abandoned(request, state.settings.request_seconds)):
+        return gpu.score(state, config, conversations, followups)
 
 
 @user_errors
 def score_conversation(state: AppState, text: str, followups_text: str, categories: list[str],
-                       model: str, mode: str, aggregation: str, progress: gr.Progress = gr.Progress(track_tqdm=True)
-                       ) -> tuple[str, go.Figure, go.Figure, pd.DataFrame, dict[str, Any]]:
+                       model: str, mode: str, aggregation: str, progress: gr.Progress = gr.Progress(track_tqdm=True),
+                       request: gr.Request = None) -> tuple[str, go.Figure, go.Figure, pd.DataFrame, dict[str, Any]]:
     """Score handler: summary, reward chart, means chart, follow-up table, JSON record."""
     InputLimits.current().check_paste(text or "", "pasted conversation", ConversationError)
     conversation = parse_conversation(text, "pasted conversation")
     followups = chosen_followups(followups_text, categories)
-    [result] = score_all(state, [conversation], followups, model, mode, aggregation, progress)
+    [result] = score_all(state, [conversation], followups, model, mode, aggregation, progress, request)
     frame = result.category_frame()
     return (summary_markdown(result, conversation, describe_config(state, model, mode, aggregation)),
             plots.category_reward_figure(frame), plots.category_means_figure(frame),
@@ -162,12 +169,14 @@ def verdict_markdown(a: ConversationScore, b: ConversationScore, frame: pd.DataF
 @user_errors
 def compare_replies(state: AppState, context: str, reply_a: str, reply_b: str, followups_text: str,
                     categories: list[str], model: str, mode: str, aggregation: str,
-                    progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[str, go.Figure, pd.DataFrame]:
+                    progress: gr.Progress = gr.Progress(track_tqdm=True),
+                    request: gr.Request = None) -> tuple[str, go.Figure, pd.DataFrame]:
     """Side-by-side handler: verdict, per-category chart, per-category table."""
     conv_a = conversation_with_reply(context, reply_a, "reply A")
     conv_b = conversation_with_reply(context, reply_b, "reply B")
     followups = chosen_followups(followups_text, categories)
-    score_a, score_b = score_all(state, [conv_a, conv_b], followups, model, mode, aggregation, progress)
+    score_a, score_b = score_all(state, [conv_a, conv_b], followups, model, mode, aggregation, progress,
+                                 request)
     frame = comparison_frame(score_a, score_b)
     return (verdict_markdown(score_a, score_b, frame), plots.comparison_figure(frame, REPLY_A, REPLY_B),
             display_frame(frame))

@@ -25,7 +25,8 @@ from core.limits import InputLimits, use_limits
 
 COMMANDS = (score, evaluate, mine, serve, tune, followups, compare, finetune, align, loop)
 LIMITS_HELP = (f"raise an input limit for this run, e.g. {LIMITS_FLAG} turns=20000 (turn_chars, "
-               "conversation_chars, turns, records, followups, followup_chars, file_mb; also "
+               "conversation_chars, turns, records, followups, followup_chars, file_mb, "
+               "followup_set_chars, context_chars, pairs; also "
                "FLR_MAX_<NAME>)")
 
 

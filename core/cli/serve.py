@@ -50,6 +50,12 @@ def add_parser(subparsers: Any) -> None:
                              "127.0.0.1, localhost, ::1 and --host, against DNS rebinding; with a token: any)")
     parser.add_argument("--max-pairs", type=int, default=65536,
                         help="conversations x follow-ups per request at most; more get 413 (default 65536)")
+    parser.add_argument("--max-followup-chars", type=int, default=8_000_000,
+                        help="conversations x follow-up characters per request at most; more get 413 "
+                             "(default 8000000: 512 conversations x the default set)")
+    parser.add_argument("--context-chars", type=int, default=64,
+                        help="characters of one conversation per token of the model's context at most; "
+                             "more get 413 (default 64)")
     parser.add_argument("--strip-reasoning", action="store_true",
                         help="cut <think>...</think> reasoning traces from /get_reward responses before scoring")
     parser.add_argument("--max-request-mb", type=float, default=8.0,
@@ -74,7 +80,9 @@ def serve_config_from_args(args: argparse.Namespace) -> Any:
     for flag, value, low in (("--port", args.port, 1), ("--max-batch", args.max_batch, 1),
                              ("--max-queue", args.max_queue, 1),
                              ("--max-conversations", args.max_conversations, 1),
-                             ("--max-pairs", args.max_pairs, 1), ("--limit-concurrency", args.limit_concurrency or 1, 1)):
+                             ("--max-pairs", args.max_pairs, 1), ("--limit-concurrency", args.limit_concurrency or 1, 1),
+                             ("--max-followup-chars", args.max_followup_chars, 1),
+                             ("--context-chars", args.context_chars, 1)):
         if value < low:
             raise ConfigError(f"{flag} must be at least {low}; got {value}")
     if args.max_batch_wait_ms < 0 or args.max_request_mb <= 0:
@@ -92,6 +100,7 @@ def serve_config_from_args(args: argparse.Namespace) -> Any:
                        max_queue_bytes=int(args.max_queue_mb * (1 << 20)), request_timeout_s=args.timeout,
                        read_timeout_s=args.read_timeout, limit_concurrency=args.limit_concurrency,
                        allowed_hosts=hosts, max_pairs=args.max_pairs, strip_reasoning=args.strip_reasoning,
+                       max_followup_chars=args.max_followup_chars, context_chars=args.context_chars,
                        shaping=shaping)
 
 

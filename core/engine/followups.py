@@ -164,7 +164,7 @@ def followups_from_mapping(data: Any, where: str = "follow-up set") -> FollowupS
         raise FollowupSetError(f"{where}: no categories, only a provenance block")
     categories = []
     limits = InputLimits.current()
-    count = 0
+    count = chars = 0
     any_weight = False
     if PROVENANCE in data and not isinstance(data[PROVENANCE], Mapping):
         raise FollowupSetError(f'{where}: "{PROVENANCE}" is reserved for where a tuned set came '
@@ -204,6 +204,13 @@ def followups_from_mapping(data: Any, where: str = "follow-up set") -> FollowupS
                         f"{len(text):,} characters is over the limit of {limits.followup_chars:,}; "
                         f"follow-ups are short replies; shorten it, or raise the limit with "
                         f"{hint('followup_chars')}")
+            chars += sum(len(t) for t, _ in read)
+            if chars > limits.followup_set_chars:
+                raise FollowupSetError(
+                    f"{where}: more than {limits.followup_set_chars:,} characters of follow-ups "
+                    "in all; every one is scored after the whole conversation, so a set this "
+                    "large holds the model for long; use fewer or shorter follow-ups, or raise "
+                    f"the limit with {hint('followup_set_chars')}")
             parts[side] = tuple(t for t, _ in read)
             weights[side] = tuple(w for _, w in read)
             any_weight = any_weight or any(w is not None for w in weights[side])

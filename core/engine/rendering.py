@@ -21,9 +21,12 @@ Models without a chat template get `PLAIN_TEMPLATE`: turns as `User: ...` / `Ass
 separated by blank lines.
 
 Long conversations are cut from the left: oldest exchanges first (`core.engine.truncation`
-finds how many in a few tokenizations), then (if a single exchange is still too long) tokens
-from the left of the sequence; the result records how much. Conversations over the
-`InputLimits` (turns, characters) are refused before anything is tokenized.
+finds how many in a few tokenizations, and cuts a single exchange far longer than the context
+by characters first, so no follow-up is rendered with text that will be cut anyway), then (if a
+single exchange is still too long) tokens from the left of the sequence; the result records how
+much. Conversations over the
+`InputLimits` (turns, characters, characters per token of the context) are refused before
+anything is tokenized.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any, Sequence
 
 from core.engine.conversation import ASSISTANT, USER, Conversation
 from core.engine.spans import message_span, render_text
-from core.engine.truncation import fit_exchanges
+from core.engine.truncation import cut_characters, fit_exchanges
 from core.errors import ConversationError
 from core.limits import InputLimits
 
@@ -88,15 +91,23 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
     """Requests for every follow-up, fitting `max_length` tokens by cutting from the left
     (`core.engine.truncation`: about one tokenization however many turns are dropped).
     A template that refuses the conversation raises `TemplateRefusalError`."""
-    InputLimits.current().check_turns(conversation.utterances, "conversation", ConversationError)
+    limits = InputLimits.current()
+    limits.check_turns(conversation.utterances, "conversation", ConversationError)
+    chars = sum(map(len, conversation.utterances)) + len(conversation.system or "")
+    limits.check_context(chars, max_length, "conversation", ConversationError)
     conversation = with_system_policy(conversation, system_policy)
+    def encode(conv: Conversation, texts: Sequence[str]) -> list[list[int]]:
+        return _encode(tokenizer, conv, texts, mode)
+
     if mode == "feedback":  # only the last exchange is rendered; nothing to drop
-        empty, *fulls = _encode(tokenizer, conversation, ["", *followups], mode)
+        last = Conversation(conversation.utterances[-2:], None, conversation.warnings)
+        conversation, removed = cut_characters(encode, last, max_length)
+        empty, *fulls = encode(conversation, ["", *followups])
         dropped = 0
     else:
-        conversation, (empty, *fulls), dropped = fit_exchanges(
-            lambda conv, texts: _encode(tokenizer, conv, texts, mode), conversation, followups,
-            max_length)
+        fit = fit_exchanges(encode, conversation, followups, max_length)
+        conversation, (empty, *fulls), dropped = fit.conversation, fit.rendered, fit.dropped_utterances
+        removed = fit.dropped_tokens
     longest = max(len(full) for full in fulls)
     cut = max(0, longest - max_length)
     requests = []
@@ -109,8 +120,8 @@ def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str],
                         f"{dropped} utterance(s)")
     if cut:
         warnings.append(f"conversation too long for {max_length} tokens even with one exchange: "
-                        f"cut its first {cut} token(s)")
-    return RenderedConversation(tuple(requests), dropped, cut, tuple(warnings),
+                        f"cut its first {cut + removed} token(s)")
+    return RenderedConversation(tuple(requests), dropped, cut + removed, tuple(warnings),
                                 reply_span(tokenizer, conversation, empty, mode, cut))
 
 

@@ -3,8 +3,9 @@
 
 Every request is checked here before anything reaches the model: the Host header against the
 allowed hosts (400; on by default when no token is set, against DNS rebinding), the token (401),
-the content type (415), the body size, the number of conversations and of conversation x
-follow-up pairs (413), the JSON itself (400 for anything `json` cannot decode, at any depth or
+the content type (415), the body size, the number of conversations, of conversation x
+follow-up pairs and of follow-up characters to score, the characters of each conversation
+against the model's context (413), the JSON itself (400 for anything `json` cannot decode, at any depth or
 size), its shape (422 with a message naming the field or the query), and the queue (503 with
 Retry-After, only once waiting requests hold `max_queue_bytes` of memory). Bodies must arrive
 within `read_timeout_s` (408); the header deadline is `core.serving.protocol`'s.
@@ -72,6 +73,8 @@ class ServeConfig:
     max_body_bytes: int = 8 << 20  # larger bodies are refused with 413
     max_conversations: int = 512  # per request; more are refused with 413
     max_pairs: int = 65536  # conversations x follow-ups per request (512 x the default 120 fits)
+    max_followup_chars: int = 8_000_000  # conversations x follow-up characters per request (512 x 4,180 fits)
+    context_chars: int = 64  # characters of one conversation per token of the model's context
     query_template: str | None = None  # force a chat template for /get_reward queries
     request_timeout_s: float = 170.0  # unscored after this: 504 and dropped (OpenRLHF gives up at 180 s)
     read_timeout_s: float = 30.0  # headers and body must arrive within this (slow-drip clients)
@@ -158,6 +161,7 @@ def create_app(scorer: "Scorer", followups: FollowupSet, config: ServeConfig | N
                          max_queue=config.max_queue, max_queue_bytes=config.max_queue_bytes, metrics=metrics)
     metrics.watch_depth(lambda: worker.depth)
     shaper = RewardShaper(config.shaping)
+    context = getattr(scorer, "max_length", None)  # tokens the model reads (None: not known)
     worker.start()
 
     @asynccontextmanager
@@ -189,7 +193,7 @@ def create_app(scorer: "Scorer", followups: FollowupSet, config: ServeConfig | N
         finally:
             gone.cancel()
         if waiting not in done:
-            future.cancel()  # not started yet: the worker drops it unscored (and counts it)
+            worker.abandon(future)  # dropped unscored, or its batch stopped between passes
             waiting.cancel()
             if gone in done:
                 raise HTTPProblem(499, "the client closed the connection before its reward was ready")
@@ -205,7 +209,7 @@ def create_app(scorer: "Scorer", followups: FollowupSet, config: ServeConfig | N
     async def get_reward(request: Request) -> JSONResponse:
         body = await _read_json(request, config)
         queries = _string_list(body, "query", config)
-        _check_pairs(len(queries), followup_count(followups), config)
+        _check_pairs(len(queries), followups, config)
         prompts = body.get("prompts")
         if prompts is not None and (not isinstance(prompts, list) or len(prompts) != len(queries)):
             raise HTTPProblem(422, f"'prompts' must be a list of {len(queries)} string(s), one per query, "
@@ -220,6 +224,7 @@ def create_app(scorer: "Scorer", followups: FollowupSet, config: ServeConfig | N
             if config.strip_reasoning:
                 conversation = _without_reasoning(conversation)
             conversations.append(conversation)
+        _check_context(conversations, context, config, "query")
         results = await scored(request, conversations, followups)
         rewards = _shape(shaper, results)
         return JSONResponse({"rewards": rewards, "scores": rewards, "extra_logs": extra_logs(results)})
@@ -233,7 +238,7 @@ def create_app(scorer: "Scorer", followups: FollowupSet, config: ServeConfig | N
                                    "a list of {role, content} messages or role-prefixed text")
         _check_count(len(items), config)
         followup_set = _followups(body, followups)
-        _check_pairs(len(items), followup_count(followup_set), config)
+        _check_pairs(len(items), followup_set, config)
         try:
             conversations = [parse_conversation(item, f"conversations[{i}]") for i, item in enumerate(items)]
         except InputError as err:
@@ -241,6 +246,7 @@ def create_app(scorer: "Scorer", followups: FollowupSet, config: ServeConfig | N
         except RecursionError:
             raise HTTPProblem(400, "a conversation is nested too deeply; send lists of strings or "
                                    "{role, content} messages") from None
+        _check_context(conversations, context, config, "conversations")
         results = await scored(request, conversations, followup_set)
         rewards = _shape(shaper, results)
         return JSONResponse({"results": [dict(r.to_record(), reward=v) for r, v in zip(results, rewards)]})
@@ -359,11 +365,35 @@ def _check_count(count: int, config: ServeConfig) -> None:
                                "split the request")
 
 
-def _check_pairs(conversations: int, followups: int, config: ServeConfig) -> None:
+def _check_pairs(conversations: int, followup_set: FollowupSet, config: ServeConfig) -> None:
+    """Refuse, before anything is parsed further, a request of too many conversation x follow-up
+    pairs, or of too many follow-up characters to score (each is read after its conversation)."""
+    followups = followup_count(followup_set)
     if conversations * followups > config.max_pairs:
         raise HTTPProblem(413, f"{conversations} conversations x {followups} follow-ups = "
                                f"{conversations * followups} pairs to score in one request; the limit is "
                                f"{config.max_pairs} (--max-pairs): send fewer conversations or follow-ups")
+    chars = sum(len(t) for c in followup_set for t in (*c.positive, *c.negative))
+    if conversations * chars > config.max_followup_chars:
+        raise HTTPProblem(413, f"{conversations} conversations x {chars} characters of follow-ups = "
+                               f"{conversations * chars} characters to score in one request; the limit is "
+                               f"{config.max_followup_chars} (--max-followup-chars): send fewer "
+                               "conversations, or fewer or shorter follow-ups")
+
+
+def _check_context(conversations: list[Conversation], context: int | None, config: ServeConfig,
+                   what: str) -> None:
+    """Refuse a conversation far longer than the model reads (`context_chars` per context token)."""
+    if not context:
+        return
+    cap = config.context_chars * context
+    for i, conversation in enumerate(conversations):
+        chars = sum(map(len, conversation.utterances)) + len(conversation.system or "")
+        if chars > cap:
+            name = f"{what}[{i}]" if what == "conversations" else f"{what} {i}"
+            raise HTTPProblem(413, f"{name}: {chars} characters is over the limit of {cap} for this "
+                                   f"model's {context}-token context ({config.context_chars} per token, "
+                                   "--context-chars); only its last turns are read: send only those")
 
 
 def _followups(body: dict[str, Any], default: FollowupSet) -> FollowupSet:

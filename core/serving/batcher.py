@@ -10,8 +10,10 @@ burst of thousands is admitted, and only a burst beyond what memory allows is re
 The worker takes the oldest request, waits up to `max_wait_ms` for more (not at all when more are
 already waiting), and scores every conversation gathered, up to `max_batch`, in one `score_many`
 call per follow-up set. `score_many` results do not depend on which conversations share a pass,
-so a reward never depends on what else was being scored at the time. A request whose future was
-cancelled (its client went away or timed out) is dropped before it is scored.
+so a reward never depends on what else was being scored at the time. A request whose client went
+away or timed out (`abandon`) is dropped before it is scored, and a batch being scored stops
+after the pass in flight once none of its requests is waited for. When the queue is empty the
+worker hands freed memory back to the operating system (`allocator.release_freed_memory`).
 
 Shortcut taken on purpose: if a gathered batch fails (one request's conversation cannot be
 scored), its requests are scored again one by one, so only the bad request gets the error.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -30,7 +33,9 @@ from typing import TYPE_CHECKING, Sequence
 from core.engine.conversation import Conversation
 from core.engine.followups import FollowupSet
 from core.engine.results import ConversationScore
-from core.errors import FLRError
+from core.engine.fast import allocator
+from core.engine.stopping import stop_when
+from core.errors import FLRError, StoppedError
 from core.serving.metrics import Metrics
 
 if TYPE_CHECKING:  # the scorer module imports torch; this one stays light
@@ -75,6 +80,7 @@ class BatchWorker:
         self._stopping = False
         self._busy = 0  # requests taken off the queue and not answered yet
         self._thread: threading.Thread | None = None
+        self._abandoned: weakref.WeakSet[Future] = weakref.WeakSet()  # see `abandon`
 
     def start(self) -> None:
         with self._cond:
@@ -135,6 +141,9 @@ class BatchWorker:
             finally:
                 with self._cond:
                     self._busy = 0
+                    idle = not self._jobs
+            if idle:  # a long-lived process: one large request's peak must not stay resident
+                allocator.release_freed_memory()
 
     def _take(self) -> _Job | None:
         """The oldest job still wanted; cancelled ones are dropped here, unscored."""
@@ -179,10 +188,27 @@ class BatchWorker:
         for followups, jobs in groups.items():
             self._score_group(jobs, followups)
 
+    def abandon(self, future: Future) -> None:
+        """Nobody waits for `future` any more (its client went away or timed out): dropped
+        unscored if it is still queued, and the pass in flight stops once every request of its
+        batch is abandoned."""
+        future.cancel()
+        self._abandoned.add(future)
+
     def _score_group(self, jobs: list[_Job], followups: FollowupSet) -> None:
         conversations = [c for job in jobs for c in job.conversations]
+
+        def nobody_waits() -> bool:
+            return all(job.future in self._abandoned for job in jobs)
+
         try:
-            results = self.scorer.score_many(conversations, followups)
+            with stop_when(nobody_waits):
+                results = self.scorer.score_many(conversations, followups)
+        except StoppedError:
+            self.metrics.observe_dropped()
+            for job in jobs:
+                job.future.set_exception(StoppedError("dropped: its client went away or timed out"))
+            return
         except Exception as err:  # noqa: BLE001 - handed to the waiting request(s), never lost
             if len(jobs) > 1:
                 for job in jobs:  # only the request that cannot be scored gets the error

@@ -203,3 +203,30 @@ def test_slow_tokenizer_rule_without_offsets_gives_the_same_tokens(model_dir, wh
         by_offsets = spans._span_by_offsets(tokenizer, text, chars, False)
         by_prefixes = spans._span_by_prefixes(tokenizer, text, chars, False)
         assert by_prefixes == by_offsets, (model_dir.name, followup)
+
+
+def test_the_character_cut_of_a_long_exchange_keeps_every_request(model_dir, monkeypatch):
+    """A last exchange far longer than the context is cut by characters before the follow-ups
+    are rendered (`core.engine.truncation.cut_characters`); on each real tokenizer and template
+    the requests are the ones rendering everything in full gives."""
+    from transformers import AutoTokenizer
+
+    from core.engine.rendering import render
+    from tests.engine.test_truncation import (LONG, LONG_FOLLOWUPS, assert_same_rendering,
+                                              without_character_cut)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    for name, conv in sorted(LONG.items()):
+        try:
+            _render_or_skip(tokenizer, conv.messages() + [{"role": "user", "content": "x"}])
+        except pytest.skip.Exception:
+            continue  # this template refuses it (no system role): nothing to compare
+
+        def call(conv=conv):
+            return render(tokenizer, conv, LONG_FOLLOWUPS, mode="base", aggregation="mean",
+                          max_length=300)
+
+        expected = without_character_cut(monkeypatch, call)
+        # (a template may leave the system message out, as phi3-mini's does)
+        assert expected.dropped_tokens > 500 or conv.system, (model_dir.name, name)
+        assert_same_rendering(call(), expected)

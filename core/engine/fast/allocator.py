@@ -12,12 +12,20 @@ pass reuses them: no faults after the first pass.
 The shortcut taken on purpose: this is process-wide and keeps the process at its peak heap size
 (a scoring process reaches that peak on every pass anyway). Other C libraries (musl, macOS)
 are left alone.
+
+That is right for a batch command (`flr evaluate`, `flr score`), which ends when its work does.
+A long-lived process (the app, `flr serve`) would keep one large request's peak resident for
+hours, so it calls `release_freed_memory` once it has no model work left (the app when its last
+model job ends, the server when its queue is empty): unreachable Python objects are collected
+and glibc's `malloc_trim` hands every free page of every arena back to the kernel. Passes within
+a request, and requests that follow each other closely, still reuse the kept blocks.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import sys
 
@@ -40,6 +48,17 @@ def keep_freed_memory() -> bool:
     if not ok:
         log.debug("mallopt refused the thresholds; CPU scoring keeps glibc's defaults")
     return ok
+
+
+def release_freed_memory() -> bool:
+    """Collect unreachable Python objects and give the heap's free pages back to the kernel
+    (glibc's `malloc_trim(0)`), for a long-lived process between requests. Returns whether
+    memory was handed back (False off glibc, where only the collection runs)."""
+    gc.collect()
+    libc = _glibc()
+    if libc is None:
+        return False
+    return libc.malloc_trim(0) == 1
 
 
 def _glibc() -> ctypes.CDLL | None:
