@@ -7,9 +7,10 @@
         +custom_reward_function.reward_kwargs.flr_url=http://127.0.0.1:8000 \
         +custom_reward_function.reward_kwargs.flr_token="$FLR_SERVE_TOKEN"
 
-`compute_score` is async, for verl's default reward loop (`reward_model.use_reward_loop=true`,
-any of its managers: naive, dapo, limited). With `reward_model.use_reward_loop=false` verl's
-older managers call the function synchronously: name `compute_score_sync` there instead.
+`compute_score` is async, for verl's default reward loop (`reward_model.use_reward_loop=true`)
+and its default manager, `naive`. With `reward_model.use_reward_loop=false` verl's older managers
+call the function synchronously: name `compute_score_sync` there instead. (verl's `dapo` manager
+passes only the row's own `extra_info`, without "raw_prompt": there the rows need a "question".)
 
 What it matches, read in volcengine/verl at commit b178a3cd56f58b2d502255daba591e92833930a7:
 - `verl/trainer/ppo/reward.py` `get_custom_reward_fn`: `custom_reward_function.reward_kwargs` is
