@@ -69,19 +69,3 @@ def test_flr_reward_through_the_server_equals_local(server, tiny_scorer):
     with pytest.raises(RewardServerError, match="cannot reach"):
         FLRReward(url="http://127.0.0.1:9", timeout=5, retry=RetryPolicy(retries=1, backoff_s=0.01))(["q"], ["a"])
 
-
-def test_the_verl_example_scores_through_the_server(server, tiny_scorer, followups, monkeypatch):
-    import runpy
-    from pathlib import Path
-
-    url, _ = server
-    example = runpy.run_path(str(Path(__file__).resolve().parents[2] / "examples" / "verl_flr_reward.py"))
-    monkeypatch.setenv("FLR_SERVE_URL", url)
-    monkeypatch.setenv("FLR_SERVE_TOKEN", TOKEN)
-    question, reply = CONVERSATIONS[0]
-    expected = tiny_scorer.score(parse_conversation([question, reply]), followups).flr
-    assert example["compute_score"]("any", reply, None, {"question": question}) == pytest.approx(expected, abs=1e-4)
-    batch = example["compute_score_batch"](["a", "b"], [reply, reply], [None, None],
-                                           [{"question": question},
-                                            {"messages": [{"role": "user", "content": question}]}])
-    assert batch == pytest.approx([expected, expected], abs=1e-4)
