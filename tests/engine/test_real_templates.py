@@ -10,10 +10,8 @@ taken by the rule in `core.engine.spans` (tokens overlapping its characters).
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-import shutil
 from pathlib import Path
 
 import jinja2
@@ -26,13 +24,7 @@ from core.engine.followups import followups_from_mapping
 from core.engine.models import load_model
 from core.engine.scorer import FLRScorer
 from core.errors import TemplateRefusalError
-
-_ROOT = Path(__file__).resolve().parents[2]  # the checkout; shared/ sits next to it (or in it)
-_TOKENIZERS = next((p for p in (_ROOT / "shared" / "tokenizers", _ROOT.parent / "shared" / "tokenizers",
-                                _ROOT.parent.parent / "shared" / "tokenizers") if p.is_dir()),
-                   _ROOT / "shared" / "tokenizers")
-FOLDERS = sorted(p.name for p in _TOKENIZERS.iterdir() if (p / "tokenizer_config.json").is_file()) \
-    if _TOKENIZERS.is_dir() else []
+from tests.real_tokenizers import FOLDERS, TOKENIZERS, copy_tokenizer
 
 TRICKY = [" Thanks!", "\nOk.", "¿Qué? 🤔", "That is wrong.\n", "Could you explain that again, please?"]
 FOLLOWUPS = followups_from_mapping({"tricky": {"positive": TRICKY[:3], "negative": TRICKY[3:]}})
@@ -50,7 +42,7 @@ def model_dir(request, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def gemma_dir(tmp_path_factory) -> Path:
     if "gemma2-standin" not in FOLDERS:
-        pytest.skip(f"no gemma2-standin tokenizer in {_TOKENIZERS}")
+        pytest.skip(f"no gemma2-standin tokenizer in {TOKENIZERS}")
     return build_model("gemma2-standin", tmp_path_factory)
 
 
@@ -58,14 +50,8 @@ def build_model(name: str, tmp_path_factory) -> Path:
     """A folder with the real tokenizer and template of `name` and random tiny weights."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    source = _TOKENIZERS / name
-    folder = tmp_path_factory.mktemp(name)
-    for item in source.iterdir():
-        if item.name == "tokenizer.json.gz":
-            with gzip.open(item) as packed, open(folder / "tokenizer.json", "wb") as out:
-                shutil.copyfileobj(packed, out)
-        elif item.is_file():
-            shutil.copy(item, folder / item.name)
+    source = TOKENIZERS / name
+    folder = copy_tokenizer(name, tmp_path_factory.mktemp(name))
     tokenizer = AutoTokenizer.from_pretrained(folder)
     vocab = max(int((source / "vocab_size.txt").read_text().split()[0]), len(tokenizer))
     torch.manual_seed(0)

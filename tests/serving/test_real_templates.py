@@ -8,21 +8,13 @@ without the template's own default system text and with no special token left in
 
 from __future__ import annotations
 
-import gzip
-import shutil
-from pathlib import Path
 
 import jinja2
 import pytest
 
 from core.serving.templates import split_query, template_of_tokenizer
+from tests.real_tokenizers import FOLDERS, TOKENIZERS, copy_tokenizer
 
-_ROOT = Path(__file__).resolve().parents[2]
-_TOKENIZERS = next((p for p in (_ROOT / "shared" / "tokenizers", _ROOT.parent / "shared" / "tokenizers",
-                                _ROOT.parent.parent / "shared" / "tokenizers") if p.is_dir()),
-                   _ROOT / "shared" / "tokenizers")
-FOLDERS = sorted(p.name for p in _TOKENIZERS.iterdir() if (p / "tokenizer_config.json").is_file()) \
-    if _TOKENIZERS.is_dir() else []
 TURNS = ["Hi there, can you help?", "Of course! What do you need?", "What is 2+2?"]
 RESPONSE = "2+2 is 4."
 MERGES_SYSTEM = {"mistral-v02": 0, "mistral-v03": 2}  # user turn a Mistral template writes the system into
@@ -33,14 +25,7 @@ DROPS_SYSTEM = {"phi3-mini"}  # the original Phi-3-mini template does not render
 def tokenizer(request, tmp_path_factory):
     from transformers import AutoTokenizer
 
-    folder = tmp_path_factory.mktemp(request.param)
-    for item in (_TOKENIZERS / request.param).iterdir():
-        if item.name == "tokenizer.json.gz":
-            with gzip.open(item) as packed, open(folder / "tokenizer.json", "wb") as out:
-                shutil.copyfileobj(packed, out)
-        elif item.is_file():
-            shutil.copy(item, folder / item.name)
-    loaded = AutoTokenizer.from_pretrained(folder)
+    loaded = AutoTokenizer.from_pretrained(copy_tokenizer(request.param, tmp_path_factory.mktemp(request.param)))
     loaded.folder_name = request.param
     return loaded
 
@@ -83,7 +68,7 @@ def test_server_scores_a_gemma_query_and_answers_422_for_a_system_message_gemma_
     from tests.engine.test_real_templates import build_model
 
     if "gemma2-standin" not in FOLDERS:
-        pytest.skip(f"no gemma2-standin tokenizer in {_TOKENIZERS}")
+        pytest.skip(f"no gemma2-standin tokenizer in {TOKENIZERS}")
     scorer = load_scorer(ScoringConfig(model=str(build_model("gemma2-standin", tmp_path_factory)), device="cpu"))
     followups = default_followups()
     messages = [{"role": "user", "content": TURNS[0]}, {"role": "assistant", "content": TURNS[1]}]
