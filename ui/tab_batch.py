@@ -33,6 +33,7 @@ from ui import exports, gpu
 from ui.context import AppContext
 from ui.errors import user_errors
 from ui.limits import app_limits
+from ui.markdown import escape
 from ui.settings import AppSettings
 from ui.state import AppState, bind
 
@@ -229,9 +230,9 @@ def headline_markdown(report: EvaluationReport) -> str:
                 continue
             interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if None not in ci else ""
             parts.append(f"**{metric} {value:.3f}**{interval}")
-        base = [f"{name} {fig.get(figures[0]):.3f}" for name, fig in b.baselines.items()
+        base = [f"{escape(name)} {fig.get(figures[0]):.3f}" for name, fig in b.baselines.items()
                 if fig.get(figures[0]) is not None]
-        line = f"- **{b.name}** ({b.kind}, n = {b.n}): FLR " + ", ".join(parts)
+        line = f"- **{escape(b.name)}** ({b.kind}, n = {b.n}): FLR " + ", ".join(parts)
         if base:
             line += f"; baselines ({figures[0]}): " + ", ".join(base)
         if b.skipped:
@@ -243,7 +244,7 @@ def headline_markdown(report: EvaluationReport) -> str:
     foot = (f"\n\n{stats.get('scored', 0)} conversation(s) scored, {stats.get('from_cache', 0)} from the "
             f"cache{', model loaded' if stats.get('model_loaded') else ', no model needed'}"
             f" · {stats.get('seconds', 0.0):.1f} s") if stats else ""
-    warnings = [f"> ⚠️ {b.name}: {w}" for b in report.benchmarks for w in b.warnings]
+    warnings = [f"> ⚠️ {escape(b.name)}: {escape(w)}" for b in report.benchmarks for w in b.warnings]
     return head + "\n".join(lines) + foot + ("\n\n" + "\n\n".join(warnings) if warnings else "")
 
 
