@@ -18,13 +18,21 @@ from typing import Any
 
 import pandas as pd
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def neutralise(value: Any) -> Any:
-    """`value` with a leading apostrophe when it is text a spreadsheet would run as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
+    """`value` with a leading apostrophe when it is text a spreadsheet would run as a formula.
+
+    A lone carriage return becomes a newline: pandas quotes a cell holding "\n" but not one
+    holding only "\r", which a spreadsheet reads as a row break, so the text after it would
+    start a cell of its own (`"'x\r=1+1"` gives a live `=1+1`). The project reads "\r" as a
+    newline anyway (`core.evaluation.records`)."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
 
