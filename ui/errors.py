@@ -55,7 +55,8 @@ def to_gr_error(err: BaseException) -> gr.Error:
 def public_message(message: str) -> str:
     """`message` fit for a visitor: the server's private folders (temporary uploads, the work
     and cache folders) cut down to the file name, and long quoted input shortened."""
-    roots = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR", ""), str(cache_dir())}
+    roots = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR", ""), str(cache_dir()),
+             os.environ.get("FLR_WORK_DIR", "")}
     pattern = "|".join(re.escape(r.rstrip("/\\")) for r in sorted(roots, key=len, reverse=True) if r)
     if pattern:
         message = re.sub(rf"(?:{pattern})[/\\][^\s:'\",;)]*",

@@ -21,7 +21,8 @@ from core.tuning.report import format_diagnostics
 from ui import plots
 from ui.errors import user_errors
 from ui.state import AppState
-from ui.tab_batch import _detect, _paths, evaluate
+from ui.markdown import code_block
+from ui.tab_batch import _detect, _paths, check_run_size, evaluate
 
 
 @user_errors
@@ -29,15 +30,17 @@ def followup_diagnostics(state: AppState, files: Any, followups_file: Any, objec
                          limit: float | None, model: str, mode: str, aggregation: str,
                          progress: gr.Progress = gr.Progress()) -> tuple[str, go.Figure, pd.DataFrame]:
     """Summary text, correlation heatmap and the sortable per-follow-up table."""
-    benchmarks = _detect(files, None, "")
+    benchmarks = _detect(files, None, "", settings=state.settings)
     config = state.config_for(model, mode, aggregation)
     followups = load_followups(_paths(followups_file)[0]) if _paths(followups_file) else default_followups()
+    n = int(limit) if limit else None
+    check_run_size(state, benchmarks, n, config, followups)  # the Batch tab's cap in hosted mode
     report = evaluate(state, benchmarks, config=config, followups=followups, elo=None,
-                      limit=int(limit) if limit else None, cancel=threading.Event(),
+                      limit=n, cancel=threading.Event(),
                       progress=lambda done, total, message: progress((done, max(total, 1)), desc=message))
     examples = examples_from_results(report.benchmarks, followups, objective or "pairwise")
     diag = diagnose(examples, followups, folds=min(5, max(2, len({k[0] for k in examples.keys}))))
     text = format_diagnostics(diag)
     summary = "\n".join(line for line in text.splitlines()[-3:] if line)
-    return (f"```\n{summary}\n```", plots.followup_correlation_heatmap(diag.correlations),
+    return (code_block(summary), plots.followup_correlation_heatmap(diag.correlations),
             diag.table.round(4))

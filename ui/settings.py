@@ -5,6 +5,10 @@ and cannot make the server download or open any other model. On a Hugging Face S
 (`SPACE_ID` set) hosted mode is always on: without `FLR_ALLOWED_MODELS` the list holds just the
 configured model (`FLR_MODEL`). Without either the model is a free text box (Hub id, local
 folder, .gguf file or "embedded"), which suits a local install.
+
+In hosted mode the Batch tab's "Dataset by name" (and the public /evaluate API) takes only the
+Hub ids listed in `FLR_ALLOWED_DATASETS` (none by default), and one run scores at most
+`FLR_MAX_RUN_CONVERSATIONS` conversations not already cached.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from typing import Mapping
 
 from core.engine.config import ScoringConfig
 from core.errors import ConfigError
+from core.evaluation.hub import parse_allowed_datasets
 from core.locations import cache_dir
 
 DEFAULT_MAX_FILE_SIZE = "50mb"  # per uploaded file; benchmark files larger than this belong on the CLI
 TRUTHY = ("1", "t", "true", "yes")
+HOSTED_RUN_CONVERSATIONS = 2_000  # per Batch run in hosted mode: minutes of a Space, not hours
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,8 @@ class AppSettings:
     export_max_age: int = 6 * 3600  # seconds an export folder (downloads) is kept on the server
     request_seconds: int = 600  # a Score or Compare request's model work stops after this long
     work_dir: Path = field(default_factory=lambda: cache_dir() / "app")  # score cache and exports
+    allowed_datasets: tuple[str, ...] = ()  # hosted mode: the only datasets by name (Hub ids)
+    run_conversations: int = HOSTED_RUN_CONVERSATIONS  # hosted mode: new conversations per Batch run
     server_name: str = "127.0.0.1"
     server_port: int = 7860
 
@@ -43,6 +51,8 @@ class AppSettings:
         if self.allowed_models and self.config.model not in self.allowed_models:
             # The Space owner's first listed model is the default when FLR_MODEL is not listed.
             object.__setattr__(self, "config", self.config.with_changes(model=self.allowed_models[0]))
+        if self.run_conversations < 1:
+            raise ConfigError(f"FLR_MAX_RUN_CONVERSATIONS must be at least 1; got {self.run_conversations}")
         if self.concurrency < 1:
             raise ConfigError(f"FLR_CONCURRENCY must be at least 1; got {self.concurrency}")
         if self.config.trust_remote_code and not self.allowed_models:
@@ -54,6 +64,21 @@ class AppSettings:
     @property
     def hosted(self) -> bool:
         return bool(self.allowed_models)
+
+    @property
+    def dataset_policy(self) -> tuple[str, ...] | None:
+        """The Hub ids a visitor may name as a dataset; None (anything) outside hosted mode."""
+        return self.allowed_datasets if self.hosted else None
+
+    @property
+    def run_cap(self) -> int | None:
+        """Conversations one Batch run may score (those not cached yet); None: no cap."""
+        return self.run_conversations if self.hosted else None
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Parquet copies of the datasets named in hosted mode (downloads are not kept)."""
+        return self.work_dir / "datasets"
 
     @property
     def cache_path(self) -> Path:
@@ -80,7 +105,8 @@ class AppSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "AppSettings":
         """`FLR_*` scoring settings plus FLR_ALLOWED_MODELS, FLR_MAX_FILE_SIZE, FLR_CONCURRENCY,
-        FLR_GPU_SECONDS, FLR_QUEUE_SIZE, FLR_EXPORT_MAX_AGE, FLR_REQUEST_SECONDS, FLR_WORK_DIR, GRADIO_SERVER_NAME,
+        FLR_GPU_SECONDS, FLR_QUEUE_SIZE, FLR_EXPORT_MAX_AGE, FLR_REQUEST_SECONDS, FLR_WORK_DIR,
+        FLR_ALLOWED_DATASETS, FLR_MAX_RUN_CONVERSATIONS, GRADIO_SERVER_NAME,
         GRADIO_SERVER_PORT, and from Hugging Face: SPACE_ID and SPACES_ZERO_GPU."""
         env = os.environ if environ is None else environ
         config = ScoringConfig.from_env(env)
@@ -100,6 +126,8 @@ class AppSettings:
             export_max_age=_int(env, "FLR_EXPORT_MAX_AGE", 6 * 3600),
             request_seconds=_int(env, "FLR_REQUEST_SECONDS", 600),
             work_dir=Path(env.get("FLR_WORK_DIR") or cache_dir(env) / "app"),
+            allowed_datasets=parse_allowed_datasets(env.get("FLR_ALLOWED_DATASETS")),
+            run_conversations=_int(env, "FLR_MAX_RUN_CONVERSATIONS", HOSTED_RUN_CONVERSATIONS),
             server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
             server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
         )

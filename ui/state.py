@@ -13,6 +13,7 @@ import gc
 import inspect
 import logging
 import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
 
 from core.engine.config import ScoringConfig
@@ -139,6 +140,28 @@ class ModelSlots:
             self._slots.release()
 
 
+class LastResults:
+    """The last Score result of each visitor session, kept on the server: the download files are
+    written from it, never from a record a client sends (a private endpoint can still be called
+    through gradio's queue with any data). The oldest sessions are forgotten beyond `size`."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[str, tuple[dict[str, Any], Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, session: str, record: dict[str, Any], table: Any) -> None:
+        with self._lock:
+            self._items[session] = (record, table)
+            self._items.move_to_end(session)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def get(self, session: str) -> tuple[dict[str, Any], Any] | None:
+        with self._lock:
+            return self._items.get(session)
+
+
 class AppState:
     """What every handler needs: the settings, the shared scorer and the model-job slots.
 
@@ -151,6 +174,7 @@ class AppState:
         self.factory = factory or default_factory
         self.hub = ScorerHub(self.factory)
         self.cancels = CancelFlags()
+        self.results = LastResults()
         self.model_slots = ModelSlots(settings.concurrency)
 
     def config_for(self, model: str | None, mode: str | None, aggregation: str | None) -> ScoringConfig:

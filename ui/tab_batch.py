@@ -32,6 +32,9 @@ from core.engine.followups import default_followups, load_followups
 from ui import exports, gpu
 from ui.context import AppContext
 from ui.errors import user_errors
+from ui.limits import app_limits
+from ui.markdown import escape
+from ui.settings import AppSettings
 from ui.state import AppState, bind
 
 log = logging.getLogger(__name__)
@@ -91,10 +94,23 @@ def stage(paths: Sequence[str], folder: Path) -> list[Path]:
     return staged
 
 
+def named_dataset(dataset: str | None, split: str | None, settings: AppSettings | None) -> list[Path]:
+    """The Parquet copy of the dataset a visitor named, if any. In hosted mode only the owner's
+    list is accepted, checked before the disk or the network is touched (`core.evaluation.hub`)."""
+    if not (dataset or "").strip():
+        return []
+    policy = settings.dataset_policy if settings is not None else None
+    if policy is None:
+        return [dataset_file(dataset.strip(), (split or "").strip() or None)]
+    return [dataset_file(dataset, split, allowed=policy, folder=settings.datasets_dir,
+                         max_age=settings.export_max_age)]
+
+
 def _detect(files: Any, kind: str | None, score_field: str | None, dataset: str | None = None,
-            split: str | None = None, drop_duplicates: bool | None = False) -> list[Benchmark]:
+            split: str | None = None, drop_duplicates: bool | None = False,
+            settings: AppSettings | None = None) -> list[Benchmark]:
     paths = _paths(files)
-    named = [dataset_file(dataset.strip(), (split or "").strip() or None)] if (dataset or "").strip() else []
+    named = named_dataset(dataset, split, settings)
     if not paths and not named:
         raise BenchmarkFormatError("no files: upload benchmark files, load a bundled sample or "
                                    "name a dataset")
@@ -120,11 +136,12 @@ def parse_elo_map_text(text: str | None) -> dict[str, str]:
 
 @user_errors
 def preview(files: Any, kind: str, score_field: str, dataset: str | None = None,
-            split: str | None = None, drop_duplicates: bool | None = False) -> tuple[pd.DataFrame, str]:
+            split: str | None = None, drop_duplicates: bool | None = False, *,
+            settings: AppSettings | None = None) -> tuple[pd.DataFrame, str]:
     """What the files hold, before anything is scored."""
     if not _paths(files) and not (dataset or "").strip():
         return describe_benchmarks([]), ""
-    benchmarks = _detect(files, kind, score_field, dataset, split, drop_duplicates)
+    benchmarks = _detect(files, kind, score_field, dataset, split, drop_duplicates, settings)
     to_score = [f"{b.n} {UNITS[b.kind]} of {b.name}" for b in benchmarks if not b.precomputed]
     note = (f"Detected {len(benchmarks)} benchmark(s). "
             + (f"To be scored with the model: {', '.join(to_score)} (cached scores are reused)."
@@ -213,9 +230,9 @@ def headline_markdown(report: EvaluationReport) -> str:
                 continue
             interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if None not in ci else ""
             parts.append(f"**{metric} {value:.3f}**{interval}")
-        base = [f"{name} {fig.get(figures[0]):.3f}" for name, fig in b.baselines.items()
+        base = [f"{escape(name)} {fig.get(figures[0]):.3f}" for name, fig in b.baselines.items()
                 if fig.get(figures[0]) is not None]
-        line = f"- **{b.name}** ({b.kind}, n = {b.n}): FLR " + ", ".join(parts)
+        line = f"- **{escape(b.name)}** ({b.kind}, n = {b.n}): FLR " + ", ".join(parts)
         if base:
             line += f"; baselines ({figures[0]}): " + ", ".join(base)
         if b.skipped:
@@ -227,7 +244,7 @@ def headline_markdown(report: EvaluationReport) -> str:
     foot = (f"\n\n{stats.get('scored', 0)} conversation(s) scored, {stats.get('from_cache', 0)} from the "
             f"cache{', model loaded' if stats.get('model_loaded') else ', no model needed'}"
             f" · {stats.get('seconds', 0.0):.1f} s") if stats else ""
-    warnings = [f"> ⚠️ {b.name}: {w}" for b in report.benchmarks for w in b.warnings]
+    warnings = [f"> ⚠️ {escape(b.name)}: {escape(w)}" for b in report.benchmarks for w in b.warnings]
     return head + "\n".join(lines) + foot + ("\n\n" + "\n\n".join(warnings) if warnings else "")
 
 
@@ -240,11 +257,14 @@ def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any,
         ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str], list[dict[str, Any]]]:
     """Run handler: headline, metrics table, summary, skipped rows, downloads, session reports."""
     elo_map = parse_elo_map_text(elo_map_text)
-    benchmarks = _detect(files, kind, score_field, dataset, split, drop_duplicates)
+    n = int(limit) if limit else None  # empty or 0: every row
+    if n is not None and n < 0:
+        raise BenchmarkFormatError(f"'Only the first N' must be 0 or more (0 or empty: all rows); got {n}")
+    benchmarks = _detect(files, kind, score_field, dataset, split, drop_duplicates, state.settings)
     config = state.config_for(model, mode, aggregation)
     followups = load_followups(_paths(followups_file)[0]) if _paths(followups_file) else default_followups()
     elo = load_elo(_paths(elo_file)[0]) if _paths(elo_file) else None
-    n = int(limit) if limit else None
+    check_run_size(state, benchmarks, n, config, followups)
     session = getattr(request, "session_hash", None) or "local"
     cancel = state.cancels.start(session)
     progress(0, desc="starting")
@@ -262,12 +282,52 @@ def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any,
             report.skipped_frame(), downloads, kept)
 
 
+def check_run_size(state: AppState, benchmarks: Sequence[Benchmark], limit: int | None, config: Any,
+                   followups: Any) -> None:
+    """Refuse a hosted run that would score more than `AppSettings.run_cap` conversations not
+    already cached (a 50,000-pair file is about 44 hours of a Space), before any model work."""
+    cap = state.settings.run_cap
+    if cap is None:
+        return
+    todo = gpu.conversations_to_score(benchmarks, limit, cache_path=state.settings.cache_path,
+                                      config=config, followups=followups)
+    if len(todo) > cap:
+        raise BenchmarkFormatError(
+            f"this run would score {len(todo):,} conversations; this server scores at most {cap:,} "
+            "per run. Set 'Only the first N' under More options to fewer rows (scores are cached, "
+            "so later runs continue where this one stopped), or run `flr evaluate` on your own machine")
+
+
+def hosted_note(settings: AppSettings) -> str:
+    """What a visitor of a hosted server can and cannot run here, stated before they try."""
+    if not settings.hosted:
+        return ""
+    datasets = (f"Datasets by name offered here: {', '.join(f'`{d}`' for d in settings.allowed_datasets)}."
+                if settings.allowed_datasets else
+                "Datasets by name are off on this server (its owner can list Hub ids in `FLR_ALLOWED_DATASETS`).")
+    return (f"On this server one run scores at most {settings.run_conversations:,} conversations "
+            f"that are not cached yet; files are capped at {app_limits().records:,} rows. {datasets}")
+
+
 @user_errors
 def cancel_run(state: AppState, request: gr.Request) -> str:
     session = getattr(request, "session_hash", None) or "local"
     if state.cancels.cancel(session):
         return "Cancelling after the conversations being scored now; what was scored stays cached."
     return "Nothing is running."
+
+
+def dataset_box(settings: AppSettings) -> gr.components.Component:
+    """Free text locally; in hosted mode a choice among the owner's list, or a closed box that
+    says how the owner opens it (the handler checks the name either way)."""
+    if settings.dataset_policy is None:
+        return gr.Textbox(label="Dataset by name (Hugging Face Hub id or local dataset folder)",
+                          placeholder="e.g. allenai/reward-bench", elem_id="batch-dataset")
+    if settings.allowed_datasets:
+        return gr.Dropdown(list(settings.allowed_datasets), value=None, label="Dataset by name",
+                           info="The Hub datasets this server offers", elem_id="batch-dataset")
+    return gr.Textbox(label="Dataset by name", interactive=False, elem_id="batch-dataset",
+                      placeholder="off on this server; its owner enables it with FLR_ALLOWED_DATASETS")
 
 
 def build(ctx: AppContext) -> None:
@@ -277,7 +337,8 @@ def build(ctx: AppContext) -> None:
         "Upload benchmark files: the FLR paper's accept/reject layout (with or without precomputed "
         "`positive`/`negative` values), HH-RLHF pairs, prompt/chosen/rejected, LLMBar, rating files "
         "or model outputs for ranking, as JSON, JSONL (also .gz), CSV or Parquet. Check what was "
-        "detected, then run. The model, mode and aggregation above apply.")
+        "detected, then run. The model, mode and aggregation above apply. "
+        + hosted_note(state.settings), elem_id="batch-intro")
     with gr.Row():
         with gr.Column(scale=3):
             files = gr.File(file_count="multiple", label="Benchmark files", elem_id="batch-files",
@@ -292,15 +353,16 @@ def build(ctx: AppContext) -> None:
                                      placeholder="e.g. human_score or scores.overall")
     with gr.Accordion("More options", open=False):
         with gr.Row():
-            limit = gr.Number(None, label="Only the first N pairs / rows per benchmark", precision=0,
-                              minimum=1)
+            # minimum 0, not 1: gradio turns the empty box into 0 once the accordion opens,
+            # and a minimum of 1 then refused every run ("Value 0 is less than minimum value 1")
+            limit = gr.Number(None, label="Only the first N pairs / rows per benchmark (empty or 0: all)",
+                              precision=0, minimum=0, elem_id="batch-limit")
             elo_file = gr.File(label="Reference ELO table (JSON/CSV) for ranking; default: the paper's",
                                file_types=[".json", ".csv"])
             followups_file = gr.File(label="Follow-up set (JSON); default: the bundled set",
                                      file_types=[".json"])
         with gr.Row():
-            dataset = gr.Textbox(label="Dataset by name (Hugging Face Hub id or local dataset folder)",
-                                 placeholder="e.g. allenai/reward-bench", elem_id="batch-dataset")
+            dataset = dataset_box(state.settings)
             split = gr.Textbox(label="Split", placeholder="e.g. filtered", elem_id="batch-split")
             elo_map_text = gr.Textbox(label="ELO name mapping, one MODEL=ELO_NAME per line (names "
                                             "are never matched across versions or dates)",
@@ -327,9 +389,15 @@ def build(ctx: AppContext) -> None:
                         file_count="multiple", interactive=False, elem_id="batch-downloads",
                         height=160)
 
+    @user_errors
+    def preview_here(files: Any, kind: str, score_field: str, dataset: str | None, split: str | None,
+                     drop_duplicates: bool | None) -> tuple[pd.DataFrame, str]:
+        return preview(files, kind, score_field, dataset, split, drop_duplicates, settings=state.settings)
+
     preview_inputs = [files, kind, score_field, dataset, split, drop_duplicates]
-    for trigger in (files.change, kind.change, score_field.submit, dataset.submit, split.submit):
-        trigger(preview, preview_inputs, [detected, detected_note], api_visibility="private")
+    dataset_event = dataset.submit if isinstance(dataset, gr.Textbox) else dataset.input
+    for trigger in (files.change, kind.change, score_field.submit, dataset_event, split.submit):
+        trigger(preview_here, preview_inputs, [detected, detected_note], api_visibility="private")
     if samples:
         load_button.click(load_sample, [sample], [files], api_visibility="private")
     run_event = run_button.click(

@@ -28,6 +28,7 @@ from core.mining.prompts import MiningPrompt, load_prompts, parse_prompts
 from ui import exports, gpu
 from ui.context import AppContext
 from ui.errors import user_errors
+from ui.markdown import code_block
 from ui.state import AppState
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def mine_prompts(state: AppState, prompts_text: str, prompts_file: str | None, s
     # without scrolling sideways.
     first = [SAMPLE_PROMPT_ID, SAMPLE_INDEX, SAMPLE_FLR, SAMPLE_ROLE, SAMPLE_RESPONSE]
     frame = frame[first + [c for c in frame.columns if c not in first and c != SAMPLE_PROMPT] + [SAMPLE_PROMPT]]
-    summary = "```\n" + format_summary(result.summary) + "\n```"
+    summary = code_block(format_summary(result.summary))
     return summary, display_frame(frame), files
 
 

@@ -18,7 +18,8 @@ from core import names as C
 from core.engine.conversation import Conversation, parse_conversation
 from core.errors import ConversationError, FollowupSetError
 from core.limits import InputLimits
-from core.textfiles import read_text
+from core.spreadsheet import csv_text
+from core.textfiles import read_text, write_text
 from core.engine.followups import FollowupSet, default_followups, parse_followups
 from core.engine.results import ConversationScore
 from core.engine.stopping import stop_when
@@ -26,6 +27,7 @@ from ui import examples, exports, gpu, plots
 from ui.abandoned import abandoned
 from ui.context import AppContext
 from ui.errors import user_errors
+from ui.markdown import escape
 from ui.state import AppState, bind
 
 REPLY_A, REPLY_B = "reply A", "reply B"
@@ -90,13 +92,13 @@ def summary_markdown(result: ConversationScore, conversation: Conversation, conf
     notes = list(conversation.warnings) + list(result.warnings)
     if result.truncated:
         notes.append(f"{result.dropped_turns} oldest utterance(s) were dropped to fit the model's context")
-    lines += [f"> ⚠️ {note}" for note in notes]
+    lines += [f"> ⚠️ {escape(note)}" for note in notes]
     return "\n\n".join(lines)
 
 
 def describe_config(state: AppState, model: str, mode: str, aggregation: str) -> str:
     config = state.config_for(model, mode, aggregation)
-    return f"model `{config.model}` · {config.mode} mode · {config.aggregation} aggregation"
+    return f"model {escape(config.model)} · {config.mode} mode · {config.aggregation} aggregation"
 
 
 def display_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
@@ -124,16 +126,22 @@ def score_all(state: AppState, conversations: list[Conversation], followups: Fol
 @user_errors
 def score_conversation(state: AppState, text: str, followups_text: str, categories: list[str],
                        model: str, mode: str, aggregation: str, progress: gr.Progress = gr.Progress(track_tqdm=True),
-                       request: gr.Request = None) -> tuple[str, go.Figure, go.Figure, pd.DataFrame, dict[str, Any]]:
+                       request: gr.Request | None = None
+                       ) -> tuple[str, go.Figure, go.Figure, pd.DataFrame, dict[str, Any]]:
     """Score handler: summary, reward chart, means chart, follow-up table, JSON record."""
     InputLimits.current().check_paste(text or "", "pasted conversation", ConversationError)
     conversation = parse_conversation(text, "pasted conversation")
     followups = chosen_followups(followups_text, categories)
     [result] = score_all(state, [conversation], followups, model, mode, aggregation, progress, request)
     frame = result.category_frame()
+    table, record = display_frame(result.followup_frame()), result.to_record()
+    state.results.put(session_of(request), record, table)  # what `result_files` may write
     return (summary_markdown(result, conversation, describe_config(state, model, mode, aggregation)),
-            plots.category_reward_figure(frame), plots.category_means_figure(frame),
-            display_frame(result.followup_frame()), result.to_record())
+            plots.category_reward_figure(frame), plots.category_means_figure(frame), table, record)
+
+
+def session_of(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
 
 
 def comparison_frame(a: ConversationScore, b: ConversationScore) -> pd.DataFrame:
@@ -161,8 +169,8 @@ def verdict_markdown(a: ConversationScore, b: ConversationScore, frame: pd.DataF
     return "\n\n".join([
         head,
         f"Overall FLR: reply A {a.flr:+.4f}, reply B {b.flr:+.4f}.",
-        f"Reply A is ahead in: {', '.join(wins_a) or 'no category'}. "
-        f"Reply B is ahead in: {', '.join(wins_b) or 'no category'}.",
+        f"Reply A is ahead in: {', '.join(map(escape, wins_a)) or 'no category'}. "
+        f"Reply B is ahead in: {', '.join(map(escape, wins_b)) or 'no category'}.",
     ])
 
 
@@ -183,23 +191,18 @@ def compare_replies(state: AppState, context: str, reply_a: str, reply_b: str, f
 
 
 @user_errors
-def result_files(state: AppState, record: dict[str, Any] | None, table: Any) -> list[str]:
-    """The shown result as files to download: the JSON record and the follow-up table as CSV."""
-    if not record:
+def result_files(state: AppState, request: gr.Request | None = None) -> list[str]:
+    """This session's last result as files to download: the JSON record and the follow-up table
+    as CSV. Built from what the server computed (`AppState.results`), never from client data."""
+    last = state.results.get(session_of(request))
+    if last is None:
         return []
+    record, table = last
     folder = exports.new_folder(state.settings, "score")
     json_path, csv_path = folder / "flr_result.json", folder / "flr_followups.csv"
     json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
-    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(**_frame_parts(table))
-    frame.to_csv(csv_path, index=False)
+    write_text(csv_path, csv_text(table))  # no live formula from a pasted follow-up
     return [str(json_path), str(csv_path)]
-
-
-def _frame_parts(table: Any) -> dict[str, Any]:
-    """gradio may hand a Dataframe's value over as {"headers": ..., "data": ...}."""
-    if isinstance(table, dict):
-        return {"data": table.get("data") or [], "columns": table.get("headers") or FOLLOWUP_COLUMNS}
-    return {"columns": FOLLOWUP_COLUMNS}
 
 
 @user_errors
@@ -301,7 +304,7 @@ def build(ctx: AppContext) -> None:
     score_outputs = [summary, reward_plot, means_plot, table, record]
     score_button.click(bind(score_conversation, state), score_inputs, score_outputs,
                        api_name="score", **model_work
-                       ).success(bind(result_files, state), [record, table], [download],
+                       ).success(bind(result_files, state), None, [download],
                                  api_visibility="private", concurrency_id="files")
     compare_button.click(bind(compare_replies, state),
                          [context, reply_a, reply_b, followups_code, categories, *ctx.scoring_inputs],

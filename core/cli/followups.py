@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
             write_json(args.output, diag.pruned.to_dict())
         if args.table is not None:
             args.table.parent.mkdir(parents=True, exist_ok=True)
-            diag.table.to_csv(args.table, index=False)
+            from core.spreadsheet import csv_text
+
+            args.table.write_text(csv_text(diag.table), encoding="utf-8")  # follow-ups are user text
     except OSError as err:
         raise InputError(f"{err.filename or ''}: cannot write ({err.strerror or err})") from None
     print(format_diagnostics(diag, args.output))

@@ -26,6 +26,7 @@ from core.names import (
     RATING,
     REJECTED,
 )
+from core.spreadsheet import csv_text
 from core.textfiles import atomic_output, write_text
 
 if TYPE_CHECKING:  # the report calls these exports, so only the type is needed here
@@ -99,5 +100,5 @@ def export_csv(b: BenchmarkResult, directory: Path) -> Path:
     if b.kind != RATING:
         table = table.drop(columns=[COL_TRUTH])
     path = directory / f"{_safe(b.name)}.csv"
-    write_text(path, table.to_csv(index=False))
+    write_text(path, csv_text(table))  # no live formula from a follow-up or a model name
     return path

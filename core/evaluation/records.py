@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.limits import InputLimits
+from core.limits import InputLimits, hint
 from core.textfiles import read_text
 
 _SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -174,11 +174,25 @@ def _cells(row: dict[Any, Any]) -> int:
 
 def _parquet_records(path: Path, label: str, error: type[InputError]) -> list[Record]:
     import pandas as pd  # only Parquet needs it; the other formats stay light to import
+    import pyarrow.parquet as pq
 
+    limits = InputLimits.current()
+    # Under the same caps as JSON and CSV, and before the rows are decoded: the footer gives the
+    # row count, and the file's own size bounds what it holds (compressed columns aside).
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception as err:  # pyarrow raises several unrelated types for a bad file
+        raise error(f"{label}: cannot read as Parquet ({type(err).__name__}); check that it is a "
+                    "Parquet file") from None
+    limits.check_records(rows, label, error)
+    if path.stat().st_size > limits.file_bytes:
+        raise error(f"{label}: more than {limits.file_mb:,} MB; split the file, or raise the limit "
+                    f"with {hint('file_mb')}")
     try:
         frame = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several unrelated types for a bad file
-        raise error(f"{label}: cannot read as Parquet ({err})") from None
+    except Exception as err:
+        raise error(f"{label}: cannot read as Parquet ({type(err).__name__}); check that it is a "
+                    "Parquet file") from None
     return [Record(f"{label}, row {i}", {k: _plain(v) for k, v in row.items()})
             for i, row in enumerate(frame.to_dict(orient="records"))]
 

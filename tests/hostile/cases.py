@@ -160,3 +160,24 @@ def cli_cases(folder: Path, model: str) -> list[Case]:
             "--followups", small_set, "--report", str(folder / f"r-{kind}.json"), *tiny],
             0, "score cache", after=cache_after))
     return cases
+
+
+# "Dataset by name" in hosted mode (tests/hostile/test_datasets_hostile.py): every one is refused
+# before the disk or the network is touched, with or without an owner's list.
+HOSTILE_DATASET_NAMES = [
+    "/tmp/gradio/*/*pairs.jsonl",  # another visitor's upload, by glob
+    "/etc/passwd",
+    "../../home/user/.cache/flr/app/scores.sqlite",
+    "~/.ssh/id_rsa",
+    "./owner/bench",
+    "owner/bench/../../secret",
+    "owner/*",
+    "webhdfs://127.0.0.1:9870/webhdfs/v1/x",  # an internal address, through fsspec
+    "http://169.254.169.254/latest/meta-data/",
+    "file:///etc/hostname",
+    "hf://datasets/owner/bench/*.jsonl",
+    "s3://bucket/key.parquet",
+    "C:\\Windows\\win.ini",
+    "owner/bench:../../x",
+    "x" * 10_000,
+]

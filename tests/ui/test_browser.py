@@ -143,6 +143,9 @@ def test_upload_a_pair_see_the_accuracy_then_the_dashboards(page, tmp_path):
     page.set_input_files("#batch-files input[type=file]", write_paper_pair(tmp_path))
     wait_text(page, "#batch-detected", "toy")
     wait_text(page, "#batch-detected-note", "precomputed follow-up values")
+    # opening the accordion turns the empty "Only the first N" box into 0 (issue 27): still "all"
+    page.get_by_text("More options").click()
+    page.wait_for_selector("#batch-limit input")
     page.click("#batch-run")
     wait_text(page, "#batch-headline", "accuracy 0.750")
     wait_text(page, "#batch-downloads", "REPORT.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 import os
 import time
 
@@ -83,10 +84,11 @@ def test_score_result_download(tmp_path):
 
     state = AppState(AppSettings(work_dir=tmp_path), FakeScorer)
     text = "User: What is the capital of France?\nAssistant: Paris."
+    visitor, other = SimpleNamespace(session_hash="visitor"), SimpleNamespace(session_hash="other")
     *_, table, record = tab_score.score_conversation(
-        state, text, "", ["relevance"], "embedded", "base", "mean", lambda *a, **k: None)
-    json_path, csv_path = tab_score.result_files(state, record, table)
+        state, text, "", ["relevance"], "embedded", "base", "mean", lambda *a, **k: None, visitor)
+    json_path, csv_path = tab_score.result_files(state, visitor)
     assert json.loads(open(json_path, encoding="utf-8").read())["flr"] == pytest.approx(record["flr"])
     lines = open(csv_path, encoding="utf-8").read().splitlines()
     assert lines[0] == "category,polarity,follow-up,score" and len(lines) == 1 + len(table)
-    assert tab_score.result_files(state, None, None) == []
+    assert tab_score.result_files(state, other) == []  # a session that scored nothing gets nothing

@@ -288,3 +288,19 @@ def test_zero_gpu_warns_before_a_run_the_daily_quota_will_not_cover(tmp_path, hh
     assert "20 conversation(s) scored" in headline
     assert bool(warnings) == warned and (not warned or "anonymous visitor" in warnings[0])
     assert all(seconds <= state.settings.gpu_seconds or model != "embedded" for seconds in asked)
+
+
+def test_an_empty_or_zero_first_n_box_means_every_row(tmp_path, paper_pair):
+    """Found in issue 27: after "More options" opens, gradio sends the empty box as 0, which a
+    minimum of 1 refused ("Value 0 is less than minimum value 1") before the handler ran."""
+    from ui.app import build_app
+
+    demo = build_app(AppSettings(work_dir=tmp_path / "app"), scorer_factory=FakeScorer)
+    [box] = [b for b in demo.blocks.values() if str(getattr(b, "label", "")).startswith("Only the first N")]
+    assert box.preprocess(0) == 0 and box.preprocess(None) is None
+    state, _ = make_state(tmp_path)
+    for limit in (0, None):
+        headline, *_ = run(state, paper_pair, limit=limit)
+        assert "n = 4" in headline
+    with pytest.raises(gr.Error, match="must be 0 or more"):
+        run(state, paper_pair, limit=-2)

@@ -99,7 +99,8 @@ def test_every_tab_runs_its_model_work_through_spaces_gpu(app, tmp_path):
         "rejected": f"\n\nHuman: question {i}?\n\nAssistant: no {i}"}) + "\n" for i in range(6)))
     headline, metrics, *_ = client.predict([handle_file(str(pairs))], "detect from the files", "", None, None,
                                            None, model, "base", "mean", api_name="/evaluate")
-    assert "**hh_pairs** (pairwise, n = 6)" in headline and "12 conversation(s) scored" in headline
+    # benchmark names are Markdown-escaped (a visitor's file name is their text)
+    assert r"**hh\_pairs** (pairwise, n = 6)" in headline and "12 conversation(s) scored" in headline
     assert metrics["data"]
 
     summary, samples, files = client.predict("What is 2 + 2?\nName a colour.", None, 2, 16, 0.8, 0.95, 0, 0.0,
