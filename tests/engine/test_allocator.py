@@ -32,8 +32,11 @@ def test_freed_blocks_are_reused_after_keep_freed_memory():
     assert allocator.keep_freed_memory() is True
     _faults_while_reallocating(16, 5)  # the first rounds grow the heap
     pages = 16 * (1 << 20) // resource.getpagesize()
-    # Without the setting each 16 MB tensor is a fresh mmap: about `pages` faults per round.
-    assert _faults_while_reallocating(16, 10) < pages
+    # Without the setting each 16 MB tensor is a fresh mmap: about `pages` faults per round, so
+    # 10 rounds fault about 10 x `pages`. The best of three measurements: a `malloc_trim` from a
+    # long-lived part of an earlier test (an app's last model job ending) can land in one of them
+    # and cost one round of faults (CI saw exactly `pages` once).
+    assert min(_faults_while_reallocating(16, 10) for _ in range(3)) < pages
 
 
 def test_keep_freed_memory_is_a_no_op_without_glibc(monkeypatch):
