@@ -22,7 +22,7 @@ from ui import plots
 from ui.errors import user_errors
 from ui.state import AppState
 from ui.markdown import code_block
-from ui.tab_batch import _detect, _paths, check_run_size, evaluate
+from ui.tab_batch import check_run_size, detect_files, evaluate, upload_paths
 
 
 @user_errors
@@ -30,9 +30,9 @@ def followup_diagnostics(state: AppState, files: Any, followups_file: Any, objec
                          limit: float | None, model: str, mode: str, aggregation: str,
                          progress: gr.Progress = gr.Progress()) -> tuple[str, go.Figure, pd.DataFrame]:
     """Summary text, correlation heatmap and the sortable per-follow-up table."""
-    benchmarks = _detect(files, None, "", settings=state.settings)
+    benchmarks = detect_files(files, None, "", settings=state.settings)
     config = state.config_for(model, mode, aggregation)
-    followups = load_followups(_paths(followups_file)[0]) if _paths(followups_file) else default_followups()
+    followups = load_followups(upload_paths(followups_file)[0]) if upload_paths(followups_file) else default_followups()
     n = int(limit) if limit else None
     check_run_size(state, benchmarks, n, config, followups)  # the Batch tab's cap in hosted mode
     report = evaluate(state, benchmarks, config=config, followups=followups, elo=None,

@@ -23,7 +23,7 @@ from core.locations import ASSETS_DIR
 from core.evaluation.benchmark import Benchmark, describe_benchmarks
 from core.evaluation.detect import detect_benchmarks
 from core.names import KINDS
-from core.evaluation.elo import EloTable, load_elo
+from core.evaluation.elo import EloTable, load_elo, parse_elo_map
 from core.evaluation.hub import dataset_file
 from core.errors import BenchmarkFormatError
 from core.evaluation.report import EvaluationReport
@@ -66,7 +66,7 @@ def sample_sets(folder: Path = SAMPLES_DIR) -> dict[str, list[Path]]:
     return sets
 
 
-def _paths(files: Any) -> list[str]:
+def upload_paths(files: Any) -> list[str]:
     if not files:
         return []
     items = files if isinstance(files, (list, tuple)) else [files]
@@ -106,10 +106,10 @@ def named_dataset(dataset: str | None, split: str | None, settings: AppSettings 
                          max_age=settings.export_max_age)]
 
 
-def _detect(files: Any, kind: str | None, score_field: str | None, dataset: str | None = None,
-            split: str | None = None, drop_duplicates: bool | None = False,
-            settings: AppSettings | None = None) -> list[Benchmark]:
-    paths = _paths(files)
+def detect_files(files: Any, kind: str | None, score_field: str | None, dataset: str | None = None,
+                 split: str | None = None, drop_duplicates: bool | None = False,
+                 settings: AppSettings | None = None) -> list[Benchmark]:
+    paths = upload_paths(files)
     named = named_dataset(dataset, split, settings)
     if not paths and not named:
         raise BenchmarkFormatError("no files: upload benchmark files, load a bundled sample or "
@@ -123,15 +123,7 @@ def _detect(files: Any, kind: str | None, score_field: str | None, dataset: str 
 
 def parse_elo_map_text(text: str | None) -> dict[str, str]:
     """`MODEL=ELO_NAME` lines (the CLI's --elo-map) as a mapping."""
-    mapping: dict[str, str] = {}
-    for number, line in enumerate((text or "").splitlines(), start=1):
-        if not line.strip():
-            continue
-        model, sep, target = line.partition("=")
-        if not sep or not model.strip() or not target.strip():
-            raise BenchmarkFormatError(f"ELO name mapping, line {number}: expected MODEL=ELO_NAME; got {line.strip()!r}")
-        mapping[model.strip()] = target.strip()
-    return mapping
+    return parse_elo_map((text or "").splitlines(), where="ELO name mapping", files=False)
 
 
 @user_errors
@@ -139,9 +131,9 @@ def preview(files: Any, kind: str, score_field: str, dataset: str | None = None,
             split: str | None = None, drop_duplicates: bool | None = False, *,
             settings: AppSettings | None = None) -> tuple[pd.DataFrame, str]:
     """What the files hold, before anything is scored."""
-    if not _paths(files) and not (dataset or "").strip():
+    if not upload_paths(files) and not (dataset or "").strip():
         return describe_benchmarks([]), ""
-    benchmarks = _detect(files, kind, score_field, dataset, split, drop_duplicates, settings)
+    benchmarks = detect_files(files, kind, score_field, dataset, split, drop_duplicates, settings)
     to_score = [f"{b.n} {UNITS[b.kind]} of {b.name}" for b in benchmarks if not b.precomputed]
     note = (f"Detected {len(benchmarks)} benchmark(s). "
             + (f"To be scored with the model: {', '.join(to_score)} (cached scores are reused)."
@@ -260,10 +252,10 @@ def run(state: AppState, files: Any, kind: str, score_field: str, elo_file: Any,
     n = int(limit) if limit else None  # empty or 0: every row
     if n is not None and n < 0:
         raise BenchmarkFormatError(f"'Only the first N' must be 0 or more (0 or empty: all rows); got {n}")
-    benchmarks = _detect(files, kind, score_field, dataset, split, drop_duplicates, state.settings)
+    benchmarks = detect_files(files, kind, score_field, dataset, split, drop_duplicates, state.settings)
     config = state.config_for(model, mode, aggregation)
-    followups = load_followups(_paths(followups_file)[0]) if _paths(followups_file) else default_followups()
-    elo = load_elo(_paths(elo_file)[0]) if _paths(elo_file) else None
+    followups = load_followups(upload_paths(followups_file)[0]) if upload_paths(followups_file) else default_followups()
+    elo = load_elo(upload_paths(elo_file)[0]) if upload_paths(elo_file) else None
     check_run_size(state, benchmarks, n, config, followups)
     session = getattr(request, "session_hash", None) or "local"
     cancel = state.cancels.start(session)

@@ -6,7 +6,6 @@ Reports are rebuilt with `EvaluationReport.from_dict`; the frames come from the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,7 +15,7 @@ import plotly.graph_objects as go
 
 from core.errors import BenchmarkFormatError
 from core.evaluation.compare import compare_reports
-from core.evaluation.report import EvaluationReport
+from core.evaluation.report import EvaluationReport, load_report_data
 from core.names import DIRECT, FLR, OVERALL, PAIRWISE, RANKING, RATING
 from ui import plots
 from ui.context import AppContext
@@ -26,24 +25,9 @@ HEATMAP_METRICS = ("spearman", "pearson", "kendall", "accuracy")
 
 
 def read_reports(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Uploaded REPORT.json files, checked enough to be drawn."""
-    reports = []
-    for path in paths:
-        name = Path(path).name
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise BenchmarkFormatError(f"{name}: not a text file; upload the REPORT.json that "
-                                       "`python -m core evaluate` or the Batch tab wrote") from None
-        except json.JSONDecodeError as err:
-            raise BenchmarkFormatError(
-                f"{name}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
-        try:
-            EvaluationReport.from_dict(data)
-        except (ValueError, KeyError, TypeError) as err:
-            raise BenchmarkFormatError(f"{name}: not an evaluation report ({err})") from None
-        reports.append(data)
-    return reports
+    """Uploaded REPORT.json files, checked enough to be drawn (named by file name only: a
+    server path is never shown to a visitor)."""
+    return [load_report_data(path, BenchmarkFormatError, label=Path(path).name) for path in paths]
 
 
 def combine(reports: Sequence[dict[str, Any]]) -> EvaluationReport:

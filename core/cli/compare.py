@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> str:
-    from core.evaluation.compare import compare_reports, load_report
+    from core.evaluation.compare import compare_reports
+    from core.evaluation.report import load_report
 
     if args.bootstrap < 100:
         raise InputError("--bootstrap needs at least 100 resamples for a 95% interval")

@@ -30,7 +30,7 @@ from core.evaluation.report_cache import CACHE_FILE, ReportMemo, default_cache_p
 # core.names imports nothing: pandas, scipy and torch are imported only when a run is not
 # already in the report memo, so an identical rerun answers at once.
 from core.names import BASELINES, BOOTSTRAP_SAMPLES, HEADLINE, KINDS, METRICS_BY_KIND
-from core.textfiles import read_text, write_text
+from core.textfiles import write_text
 
 if TYPE_CHECKING:
     from core.evaluation.report import EvaluationReport
@@ -214,25 +214,9 @@ def dataset_name(item: str, config: str | None) -> tuple[str, str | None]:
 
 def parse_elo_map(items: Sequence[str]) -> dict[str, str]:
     """`--elo-map` values: MODEL=ELO_NAME pairs, or JSON files mapping model -> ELO name."""
-    import json
+    from core.evaluation.elo import parse_elo_map as parse
 
-    mapping: dict[str, str] = {}
-    for item in items:
-        if "=" not in item and Path(item).is_file():
-            text = read_text(item, InputError, label=f"--elo-map {item}", what="ELO map")
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise InputError(f"--elo-map {item}: cannot read as JSON ({err})") from None
-            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-                raise InputError(f'--elo-map {item}: expected a JSON object {{"model": "elo name"}}')
-            mapping.update({str(k): v for k, v in data.items()})
-            continue
-        model, sep, target = item.partition("=")
-        if not sep or not model.strip() or not target.strip():
-            raise InputError(f"--elo-map {item!r}: expected MODEL=ELO_NAME (or a JSON file)")
-        mapping[model.strip()] = target.strip()
-    return mapping
+    return parse(items, InputError)
 
 
 def _evaluate(args: argparse.Namespace, config: Any, cache_path: Path | None,

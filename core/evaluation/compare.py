@@ -12,9 +12,7 @@ per-row outcomes were stored, are shown side by side without an interval, and sa
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,24 +20,11 @@ import pandas as pd
 from scipy import stats
 
 from core.errors import InputError
-from core.textfiles import read_text
 from core.evaluation import metrics as M
 from core.evaluation.report import BenchmarkResult, EvaluationReport
 from core.names import BOOTSTRAP_SAMPLES, FLR, HEADLINE, PAIRWISE, RATING
 
 COLUMNS = ["benchmark", "kind", "signal", "metric", "n", "A", "B", "B - A", "ci_low", "ci_high", "note"]
-
-
-def load_report(path: str | Path) -> EvaluationReport:
-    """A REPORT.json, with a one-line error naming the file when it is not one."""
-    path = Path(path)
-    text = read_text(path, InputError, what="report")  # size-capped, UTF-8, one-line errors
-    try:
-        return EvaluationReport.from_dict(json.loads(text))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}, line {err.lineno}: malformed JSON ({err.msg})") from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{path}: not an FLR report ({err}); give REPORT.json files of flr evaluate") from None
 
 
 def compare_reports(a: EvaluationReport, b: EvaluationReport, *, samples: int = BOOTSTRAP_SAMPLES,

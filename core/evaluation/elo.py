@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from core.locations import ASSETS_DIR
-from core.errors import BenchmarkFormatError
+from core.errors import BenchmarkFormatError, InputError
 from core.limits import finite_number, shorten
 from core.textfiles import read_text
 
@@ -215,3 +215,31 @@ def matches_frame(matches: Sequence[ModelMatch]) -> pd.DataFrame:
         [{"model": m.model, "elo model": m.elo_name or "", "elo": m.elo, "matched by": m.how,
           "did you mean": m.hint or ""} for m in matches],
         columns=["model", "elo model", "elo", "matched by", "did you mean"])
+
+
+def parse_elo_map(items: Sequence[str], error: type[InputError] = BenchmarkFormatError, *,
+                  where: str = "--elo-map", files: bool = True) -> dict[str, str]:
+    """Which ELO table name each model of a ranking benchmark goes by: `MODEL=ELO_NAME` items
+    (the CLI's `--elo-map` values, the Batch tab's lines; blank ones skipped) or, with `files`,
+    JSON files mapping model -> ELO name (read through `core.textfiles`)."""
+    mapping: dict[str, str] = {}
+    for number, item in enumerate(items, start=1):
+        if not item.strip():
+            continue
+        if files and "=" not in item and Path(item).is_file():
+            text = read_text(item, error, label=f"{where} {item}", what="ELO map")
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise error(f"{where} {item}: cannot read as JSON ({err})") from None
+            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+                raise error(f'{where} {item}: expected a JSON object {{"model": "elo name"}}')
+            mapping.update({str(k): v for k, v in data.items()})
+            continue
+        model, sep, target = item.partition("=")
+        if not sep or not model.strip() or not target.strip():
+            place = f"{where} {item.strip()!r}" if files else f"{where}, line {number}"
+            raise error(f"{place}: expected MODEL=ELO_NAME{' (or a JSON file)' if files else ''}; "
+                        f"got {shorten(item.strip(), 80)!r}")
+        mapping[model.strip()] = target.strip()
+    return mapping

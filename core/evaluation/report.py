@@ -22,7 +22,8 @@ from core.evaluation import metrics as M
 from core.names import FLR, METRICS_BY_KIND, OVERALL, PAIRWISE, RANKING, RATING
 
 from core.evaluation.exports import export_csv, export_paper_layout
-from core.textfiles import write_text
+from core.errors import InputError
+from core.textfiles import read_text, write_text
 
 
 def category_column(category: str) -> str:
@@ -256,3 +257,26 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def load_report_data(path: str | Path, error: type[InputError] = InputError, *,
+                     label: str | None = None) -> dict[str, Any]:
+    """A REPORT.json's data (read through `core.textfiles`: size-capped, UTF-8), checked to be a
+    report; a one-line `error` naming the file as `label` (default its path) when it is not one."""
+    where = label or str(path)
+    text = read_text(path, error, label=where, what="report")
+    try:
+        data = json.loads(text)
+        EvaluationReport.from_dict(data)
+    except json.JSONDecodeError as err:
+        raise error(f"{where}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise error(f"{where}: not an evaluation report ({err}); give a REPORT.json that "
+                    "flr evaluate or the Batch tab wrote") from None
+    return data
+
+
+def load_report(path: str | Path, error: type[InputError] = InputError, *,
+                label: str | None = None) -> EvaluationReport:
+    """`load_report_data` as an `EvaluationReport`."""
+    return EvaluationReport.from_dict(load_report_data(path, error, label=label))

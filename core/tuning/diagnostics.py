@@ -34,7 +34,7 @@ from core.names import (
 )
 from core.tuning.features import Examples
 from core.tuning.folds import connected_groups, grouped_folds
-from core.tuning.tune import BOOTSTRAP, _interval, metric_of
+from core.tuning.tune import BOOTSTRAP, metric_interval, metric_of
 
 DUPLICATE_R = 0.95  # signals this correlated say the same thing
 CI_LOW, CI_HIGH = "ci low", "ci high"
@@ -148,7 +148,7 @@ def diagnose(examples: Examples, followups: FollowupSet, folds: int = 5, seed: i
     rows = []
     for k, u in enumerate(examples.utterances):
         alone = _alone(kind, signals[:, k], y)
-        low, high = _interval(kind, signals[:, k], y, groups, bootstrap, seed)
+        low, high = metric_interval(kind, signals[:, k], y, groups, bootstrap, seed)
         others = np.abs(r[k]).copy()
         others[k] = -1
         j = int(np.argmax(others)) if len(others) > 1 else k

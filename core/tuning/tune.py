@@ -105,8 +105,8 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
-def _interval(kind: str, score: np.ndarray, target: np.ndarray, groups: np.ndarray,
-              samples: int, seed: int) -> tuple[float, float]:
+def metric_interval(kind: str, score: np.ndarray, target: np.ndarray, groups: np.ndarray,
+                    samples: int, seed: int) -> tuple[float, float]:
     """Percentile bootstrap over groups: whole groups are drawn with replacement."""
     unique = np.unique(groups)
     members = [np.flatnonzero(groups == g) for g in unique]
@@ -158,7 +158,7 @@ def tune(examples: Examples, followups: FollowupSet, options: TuneOptions = Tune
     for name, score in signals.items():
         figures[name] = Figure(
             metric_of(kind, score, y),
-            _interval(kind, score, y, groups, options.bootstrap, options.seed),
+            metric_interval(kind, score, y, groups, options.bootstrap, options.seed),
             [metric_of(kind, score[folds == f], y[folds == f]) for f in range(options.folds)],
             _corr(score, length) if length is not None else float("nan"))
     final = fit(kind, x, y, None, choose_strength(kind, x, y, None, groups, options.seed))

@@ -47,4 +47,4 @@ def test_compare_of_a_file_that_is_no_report_is_one_line(tmp_path: Path, capsys:
     (tmp_path / "a.json").write_text('{"x": 1}')
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "a.json")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not an FLR report" in err
+    assert err.count("\n") == 1 and "not an evaluation report" in err  # the one load_report's words

@@ -1,0 +1,34 @@
+"""No module uses another module's private names (issue 22 item 3: the Dashboards' follow-up
+report imported the Batch tab's `_detect` and `_paths`; `flr tune` called `cli/evaluate._evaluate`).
+A name another module needs is public in its one home."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _private_imports(path: Path, root: Path = ROOT) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{path.relative_to(root)}: from {node.module} import {alias.name}")
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another_module():
+    found = []
+    for path in sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "ui").rglob("*.py"), ROOT / "app.py"]):
+        found += _private_imports(path)
+    assert found == []
+
+
+def test_the_check_sees_a_private_import(tmp_path):
+    sample = tmp_path / "ui" / "probe.py"
+    sample.parent.mkdir()
+    sample.write_text("from ui.tab_batch import _detect, upload_paths\n", encoding="utf-8")
+    assert _private_imports(sample, tmp_path) == ["ui/probe.py: from ui.tab_batch import _detect"]
