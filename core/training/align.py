@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from core.errors import InputError
+from core.textfiles import read_text
 from core.mining.prompts import MiningPrompt
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,11 @@ def read_mined(folder: str | Path) -> MinedData:
     samples_path = folder / f"{prefix}_samples.jsonl"
     if not samples_path.is_file():
         raise MinedFolderError(f"{samples_path}: missing; rerun `flr mine` with this --output-dir")
-    summary = json.loads(summaries[0].read_text(encoding="utf-8"))
+    try:
+        summary = json.loads(read_text(summaries[0], MinedFolderError, what="mining summary"))
+    except json.JSONDecodeError as err:
+        raise MinedFolderError(f"{summaries[0]}: not valid JSON (line {err.lineno}: {err.msg}); "
+                               "rerun `flr mine` with this --output-dir") from None
     samples = []
     with samples_path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):

@@ -6,13 +6,13 @@ Two files: `README.md` for people and `flr-training.json` with the same facts fo
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from core.textfiles import write_json, write_text
 from core.training.finetune import FinetuneOptions, FinetuneResult
 
 CARD_FILE = "README.md"
@@ -73,7 +73,7 @@ def cpu_model() -> str:
 
 def write_card(output: str | Path, facts: dict[str, Any]) -> Path:
     out = Path(output)
-    (out / FACTS_FILE).write_text(json.dumps(facts, indent=1) + "\n")
+    write_json(out / FACTS_FILE, facts)
     curve = facts["loss_curve"]
     stride = max(1, -(-len(curve) // MAX_CURVE_ROWS))
     rows = curve[::stride] + ([curve[-1]] if curve and (len(curve) - 1) % stride else [])
@@ -104,5 +104,5 @@ def write_card(output: str | Path, facts: dict[str, Any]) -> Path:
         f"- written {facts['written']}", "",
     ]
     path = out / CARD_FILE
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path

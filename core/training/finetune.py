@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from core.engine.config import EMBEDDED_MODEL, ScoringConfig
 from core.errors import InputError
+from core.textfiles import write_json
 
 if TYPE_CHECKING:  # the data module pulls in the rendering; `flr --help` needs only the options
     from core.training.sft_data import TrainingExample
@@ -269,8 +270,8 @@ def finetune(train: Sequence[TrainingExample], evals: Sequence[TrainingExample],
     model.save_pretrained(str(output))
     loaded.tokenizer.save_pretrained(str(output))
     if not options.full:
-        (output / ADAPTER_FILE).write_text(json.dumps(
-            {"base_model": base_reference(options.model), "base_identity": loaded.identity}, indent=1) + "\n")
+        write_json(output / ADAPTER_FILE,
+                   {"base_model": base_reference(options.model), "base_identity": loaded.identity})
     return result
 
 

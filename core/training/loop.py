@@ -10,7 +10,6 @@ When the policy and the scorer are the same model it is loaded once, as in `flr 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any, Callable
 
 from core.engine.config import EMBEDDED_MODEL, ScoringConfig
 from core.errors import InputError
+from core.textfiles import write_json
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def align_and_compare(mined_dir: str | Path, output: str | Path, options: Any, j
     from core.engine.scorer import FLRScorer, load_scorer
     from core.mining.mining import MiningConfig
     from core.mining.policy import TransformersPolicy
-    from core.textfiles import write_json, write_text
+    from core.textfiles import write_text
     from core.training import align as al
     from core.training import comparison as cmp
     from core.training.finetune import ADAPTER_FILE, base_reference
@@ -108,7 +108,7 @@ def align_and_compare(mined_dir: str | Path, output: str | Path, options: Any, j
     report(f"{len(rows)} {options.method.upper()} examples from {train_prompts} prompts; "
            f"{len(held)} prompts held out")
     result = al.train_policy(rows, loaded, output, options, report=report, restart=restart)
-    (output / ADAPTER_FILE).write_text(json.dumps({"base_model": base_reference(judging.policy)}) + "\n")
+    write_json(output / ADAPTER_FILE, {"base_model": base_reference(judging.policy)})
 
     margins = [entry["rewards/margins"] for entry in result.logs if "rewards/margins" in entry]
     training = {"method": options.method, "examples": len(rows), "train_prompts": train_prompts,
