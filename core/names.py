@@ -32,10 +32,25 @@ POSITIVE_ONLY = "positive only"
 NEGATIVE_ONLY = "negative only"
 DIRECT = "direct"  # the FLR paper's Direct baseline: the reply's own mean token log-likelihood
 BASELINES = (LENGTH, POSITIVE_ONLY, NEGATIVE_ONLY, DIRECT)
-CORRELATIONS = ("pearson", "spearman", "kendall")
-RANK_CORRELATIONS = ("spearman", "kendall")
-METRICS_BY_KIND = {PAIRWISE: ("accuracy",), RATING: CORRELATIONS, RANKING: RANK_CORRELATIONS}
-HEADLINE = {PAIRWISE: "accuracy", RATING: "pearson", RANKING: "spearman"}
+ACCURACY, PEARSON, SPEARMAN, KENDALL = "accuracy", "pearson", "spearman", "kendall"
+CORRELATIONS = (PEARSON, SPEARMAN, KENDALL)
+RANK_CORRELATIONS = (SPEARMAN, KENDALL)
+METRICS_BY_KIND = {PAIRWISE: (ACCURACY,), RATING: CORRELATIONS, RANKING: RANK_CORRELATIONS}
+HEADLINE = {PAIRWISE: ACCURACY, RATING: PEARSON, RANKING: SPEARMAN}
+
+# --- columns of a report's tables (`EvaluationReport.metrics_frame` / `summary_frame` /
+# `skipped_frame`, `flr compare`'s table) and of the app's tables and dashboards built from them
+COL_BENCHMARK = "benchmark"
+COL_KIND = "kind"
+COL_SIGNAL = "signal"
+COL_METRIC = "metric"
+COL_VALUE = "value"
+COL_CI_LOW, COL_CI_HIGH = "ci_low", "ci_high"
+COL_P = "p_value"
+COL_N = "n"
+COL_REASON = "reason"
+METRICS_COLUMNS = (COL_BENCHMARK, COL_KIND, CATEGORY, COL_SIGNAL, COL_METRIC, COL_VALUE,
+                   COL_CI_LOW, COL_CI_HIGH, COL_P, COL_N)
 BOOTSTRAP_SAMPLES = 1000  # percentile-bootstrap resamples per interval
 
 # --- columns of `Benchmark.frame`, one row per conversation to judge

@@ -22,7 +22,7 @@ import pandas as pd
 from core.locations import ASSETS_DIR
 from core.evaluation.benchmark import Benchmark, describe_benchmarks
 from core.evaluation.detect import detect_benchmarks
-from core.names import KINDS
+from core.names import COL_CI_HIGH, COL_CI_LOW, COL_P, COL_VALUE, KINDS, METRICS_BY_KIND, METRICS_COLUMNS
 from core.evaluation.elo import EloTable, load_elo, parse_elo_map
 from core.evaluation.hub import dataset_file
 from core.errors import BenchmarkFormatError
@@ -44,7 +44,9 @@ AUTO = "detect from the files"
 UNITS = {"pairwise": "pairs", "rating": "rated replies", "ranking": "model responses"}
 BATCH_CONCURRENCY = 4  # batch runs handled at once; their model work still takes turns
 EMPTY_REPORT = EvaluationReport([])  # its frames give the tables' headers before a run
-METRIC_COLUMNS = ["benchmark", "kind", "category", "signal", "metric", "value", "95% CI", "p_value", "n"]
+CI_COLUMN = "95% CI"
+METRIC_COLUMNS = [c for c in METRICS_COLUMNS if c != COL_CI_HIGH]
+METRIC_COLUMNS[METRIC_COLUMNS.index(COL_CI_LOW)] = CI_COLUMN  # the interval as one text column
 
 
 def sample_sets(folder: Path = SAMPLES_DIR) -> dict[str, list[Path]]:
@@ -203,17 +205,16 @@ def metrics_table(report: EvaluationReport, digits: int = 4) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=METRIC_COLUMNS)
     ci = [f"[{lo:.{digits}f}, {hi:.{digits}f}]" if pd.notna(lo) and pd.notna(hi) else ""
-          for lo, hi in zip(frame["ci_low"], frame["ci_high"])]
-    out = frame.assign(**{"95% CI": ci}).drop(columns=["ci_low", "ci_high"])
-    return out[METRIC_COLUMNS].round({"value": digits, "p_value": 6})
+          for lo, hi in zip(frame[COL_CI_LOW], frame[COL_CI_HIGH])]
+    out = frame.assign(**{CI_COLUMN: ci}).drop(columns=[COL_CI_LOW, COL_CI_HIGH])
+    return out[METRIC_COLUMNS].round({COL_VALUE: digits, COL_P: 6})
 
 
 def headline_markdown(report: EvaluationReport) -> str:
     """One line per benchmark: the headline figure with its CI, and the baselines beside it."""
     lines = []
     for b in report.benchmarks:
-        figures = {"pairwise": ["accuracy"], "rating": ["pearson", "spearman", "kendall"],
-                   "ranking": ["spearman", "kendall"]}[b.kind]
+        figures = METRICS_BY_KIND[b.kind]
         parts = []
         for metric in figures:
             value, ci = b.metrics.get(metric), b.metrics.get(f"{metric}_ci") or [None, None]

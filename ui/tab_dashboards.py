@@ -16,12 +16,14 @@ import plotly.graph_objects as go
 from core.errors import BenchmarkFormatError
 from core.evaluation.compare import compare_reports
 from core.evaluation.report import EvaluationReport, load_report_data
-from core.names import DIRECT, FLR, OVERALL, PAIRWISE, RANKING, RATING
+from core.names import (ACCURACY, CATEGORY, COL_BENCHMARK, COL_KIND, COL_METRIC, COL_MODEL, COL_SIGNAL,
+                        COL_TRUTH, COL_VALUE, CORRELATIONS, DIRECT, FLR, KENDALL, OVERALL, PAIRWISE,
+                        PEARSON, RANK_CORRELATIONS, RANKING, RATING, SPEARMAN)
 from ui import plots
 from ui.context import AppContext
 from ui.errors import user_errors
 
-HEATMAP_METRICS = ("spearman", "pearson", "kendall", "accuracy")
+HEATMAP_METRICS = (SPEARMAN, PEARSON, KENDALL, ACCURACY)
 
 
 def read_reports(paths: Sequence[str]) -> list[dict[str, Any]]:
@@ -49,15 +51,15 @@ def names_of(report: EvaluationReport, kind: str) -> list[str]:
 
 def accuracy_by_benchmark(report: EvaluationReport) -> go.Figure:
     frame = report.metrics_frame()
-    frame = frame[(frame["kind"] == PAIRWISE) & (frame["category"] == OVERALL)]
-    return plots.accuracy_figure(frame, x="benchmark", value="value", color="signal",
+    frame = frame[(frame[COL_KIND] == PAIRWISE) & (frame[CATEGORY] == OVERALL)]
+    return plots.accuracy_figure(frame, x=COL_BENCHMARK, value=COL_VALUE, color=COL_SIGNAL,
                                  title="Pairwise accuracy per benchmark: FLR and baselines (95% CI)")
 
 
 def accuracy_by_category(report: EvaluationReport) -> go.Figure:
     frame = report.metrics_frame()
-    frame = frame[(frame["kind"] == PAIRWISE) & (frame["signal"] == FLR)]
-    return plots.accuracy_figure(frame, x="category", value="value", color="benchmark",
+    frame = frame[(frame[COL_KIND] == PAIRWISE) & (frame[COL_SIGNAL] == FLR)]
+    return plots.accuracy_figure(frame, x=CATEGORY, value=COL_VALUE, color=COL_BENCHMARK,
                                  title="Pairwise accuracy per follow-up category (95% CI)")
 
 
@@ -68,18 +70,18 @@ def rating_figure(report: EvaluationReport, name: str | None) -> go.Figure:
     name = name if name in names else names[0]
     b = report.benchmark(name)
     points = report.rating_points(name)
-    correlations = {m: b.metrics.get(m) for m in ("pearson", "spearman", "kendall")}
-    return plots.rating_scatter(points, x="truth", y=FLR, correlations=correlations, hover="model",
+    correlations = {m: b.metrics.get(m) for m in CORRELATIONS}
+    return plots.rating_scatter(points, x=COL_TRUTH, y=FLR, correlations=correlations, hover=COL_MODEL,
                                 title=f"{name}: FLR against the ground-truth rating",
                                 x_title="ground-truth rating", y_title="FLR")
 
 
 def heatmap_figure(report: EvaluationReport, metric: str) -> go.Figure:
     frame = report.metrics_frame()
-    frame = frame[(frame["signal"] == FLR) & (frame["metric"] == metric)]
+    frame = frame[(frame[COL_SIGNAL] == FLR) & (frame[COL_METRIC] == metric)]
     title = f"{metric} per category and benchmark"
-    scale = (0.0, 0.5, 1.0) if metric == "accuracy" else (-1.0, 0.0, 1.0)
-    return plots.correlation_heatmap(frame, row="category", column="benchmark", value="value",
+    scale = (0.0, 0.5, 1.0) if metric == ACCURACY else (-1.0, 0.0, 1.0)
+    return plots.correlation_heatmap(frame, row=CATEGORY, column=COL_BENCHMARK, value=COL_VALUE,
                                      title=title, scale=scale)
 
 
@@ -90,8 +92,8 @@ def ranking_figure(report: EvaluationReport, name: str | None) -> go.Figure:
     name = name if name in names else names[0]
     b = report.benchmark(name)
     frame = report.ranking_frame(name)
-    correlations = {m: b.metrics.get(m) for m in ("spearman", "kendall")}
-    return plots.ranking_scatter(frame, x="elo", y="flr", label="model", correlations=correlations,
+    correlations = {m: b.metrics.get(m) for m in RANK_CORRELATIONS}
+    return plots.ranking_scatter(frame, x="elo", y="flr", label=COL_MODEL, correlations=correlations,
                                  title=f"{name}: model ranking, mean FLR against Arena ELO",
                                  x_title="reference ELO", y_title="mean FLR")
 
@@ -108,14 +110,14 @@ def draw(session_reports: list[dict[str, Any]] | None, uploads: Any, rating_name
     report = combine(reports)
     ratings, rankings = names_of(report, RATING), names_of(report, RANKING)
     frame = report.metrics_frame()
-    available = [m for m in HEATMAP_METRICS if (frame["metric"] == m).any()]
+    available = [m for m in HEATMAP_METRICS if (frame[COL_METRIC] == m).any()]
     metric = metric if metric in available or not available else available[0]
     rating_name = rating_name if rating_name in ratings else (ratings[0] if ratings else None)
     ranking_name = ranking_name if ranking_name in rankings else (rankings[0] if rankings else None)
     note = (f"{len(report.benchmarks)} benchmark(s) from {len(session_reports or [])} run(s) in this "
             f"session and {len(paths)} uploaded report(s)." if reports else
             "No results yet: run an evaluation in the Batch tab or upload REPORT.json files.")
-    table = frame[frame["signal"] == FLR].drop(columns=["signal"]).round(4)
+    table = frame[frame[COL_SIGNAL] == FLR].drop(columns=[COL_SIGNAL]).round(4)
     return (note,
             gr.update(choices=ratings, value=rating_name),
             gr.update(choices=rankings, value=ranking_name),
@@ -157,7 +159,7 @@ def build(ctx: AppContext) -> None:
             rating_name = gr.Dropdown([], label="Rating benchmark", elem_id="rating-choice")
             rating = gr.Plot(nothing, label="FLR against rating", elem_id="plot-rating")
         with gr.Column():
-            metric = gr.Dropdown(list(HEATMAP_METRICS), value="spearman", label="Heatmap metric")
+            metric = gr.Dropdown(list(HEATMAP_METRICS), value=SPEARMAN, label="Heatmap metric")
             heatmap = gr.Plot(nothing, label="Per category and benchmark", elem_id="plot-heatmap")
     ranking_name = gr.Dropdown([], label="Ranking benchmark", elem_id="ranking-choice")
     ranking = gr.Plot(nothing, label="Model ranking", elem_id="plot-ranking")

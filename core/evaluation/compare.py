@@ -22,9 +22,11 @@ from scipy import stats
 from core.errors import InputError
 from core.evaluation import metrics as M
 from core.evaluation.report import BenchmarkResult, EvaluationReport
-from core.names import BOOTSTRAP_SAMPLES, FLR, HEADLINE, PAIRWISE, RATING
+from core.names import (ACCURACY, BOOTSTRAP_SAMPLES, COL_BENCHMARK, COL_CI_HIGH, COL_CI_LOW, COL_KIND, COL_METRIC,
+                        COL_N, COL_ROW, COL_SIGNAL, COL_TRUTH, FLR, HEADLINE, PAIRWISE, PEARSON, RATING,
+                        SPEARMAN)
 
-COLUMNS = ["benchmark", "kind", "signal", "metric", "n", "A", "B", "B - A", "ci_low", "ci_high", "note"]
+COLUMNS = [COL_BENCHMARK, COL_KIND, COL_SIGNAL, COL_METRIC, COL_N, "A", "B", "B - A", COL_CI_LOW, COL_CI_HIGH, "note"]
 
 
 def compare_reports(a: EvaluationReport, b: EvaluationReport, *, samples: int = BOOTSTRAP_SAMPLES,
@@ -62,14 +64,14 @@ def _pairwise(a: BenchmarkResult, b: BenchmarkResult, signal: str, samples: int,
     note = "paired bootstrap over the pairs both runs judged"
     if len(common) < max(len(left), len(right)):
         note += f" ({len(left)} in A, {len(right)} in B)"
-    return {"benchmark": a.name, "kind": a.kind, "signal": signal, "metric": "accuracy",
-            "n": len(common), "A": _mean(x), "B": _mean(y), "B - A": est.value,
-            "ci_low": est.ci_low, "ci_high": est.ci_high, "note": note}
+    return {COL_BENCHMARK: a.name, COL_KIND: a.kind, COL_SIGNAL: signal, COL_METRIC: ACCURACY,
+            COL_N: len(common), "A": _mean(x), "B": _mean(y), "B - A": est.value,
+            COL_CI_LOW: est.ci_low, COL_CI_HIGH: est.ci_high, "note": note}
 
 
 def _rating(a: BenchmarkResult, b: BenchmarkResult, samples: int, seed: int) -> list[dict[str, Any]]:
-    left = {p["row"]: (p[FLR], p["truth"]) for p in a.points if p.get(FLR) is not None}
-    right = {p["row"]: (p[FLR], p["truth"]) for p in b.points if p.get(FLR) is not None}
+    left = {p[COL_ROW]: (p[FLR], p[COL_TRUTH]) for p in a.points if p.get(FLR) is not None}
+    right = {p[COL_ROW]: (p[FLR], p[COL_TRUTH]) for p in b.points if p.get(FLR) is not None}
     common = [r for r in left if r in right and left[r][1] == right[r][1]]
     if len(common) < 3:
         return [_side_by_side(a, b, "fewer than 3 rows in common")]
@@ -79,14 +81,14 @@ def _rating(a: BenchmarkResult, b: BenchmarkResult, samples: int, seed: int) -> 
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(common), size=(samples, len(common)))
     out = []
-    for metric, f in (("pearson", M.pearson_rows), ("spearman", lambda u, v: M.pearson_rows(_ranks(u), _ranks(v)))):
+    for metric, f in ((PEARSON, M.pearson_rows), (SPEARMAN, lambda u, v: M.pearson_rows(_ranks(u), _ranks(v)))):
         va, vb = f(x[None, :], truth[None, :])[0], f(y[None, :], truth[None, :])[0]
         diffs = f(y[idx], truth[idx]) - f(x[idx], truth[idx])
         diffs = diffs[~np.isnan(diffs)]
         low, high = (np.quantile(diffs, [0.025, 0.975]) if diffs.size else (math.nan, math.nan))
-        out.append({"benchmark": a.name, "kind": a.kind, "signal": FLR, "metric": metric,
-                    "n": len(common), "A": va, "B": vb, "B - A": vb - va, "ci_low": float(low),
-                    "ci_high": float(high), "note": "paired bootstrap over the rows both runs judged"})
+        out.append({COL_BENCHMARK: a.name, COL_KIND: a.kind, COL_SIGNAL: FLR, COL_METRIC: metric,
+                    COL_N: len(common), "A": va, "B": vb, "B - A": vb - va, COL_CI_LOW: float(low),
+                    COL_CI_HIGH: float(high), "note": "paired bootstrap over the rows both runs judged"})
     return out
 
 
@@ -95,9 +97,9 @@ def _side_by_side(a: BenchmarkResult, b: BenchmarkResult, why: str, signal: str 
     fa = a.metrics if signal == FLR else a.baselines.get(signal, {})
     fb = b.metrics if signal == FLR else b.baselines.get(signal, {})
     va, vb = _num(fa.get(metric)), _num(fb.get(metric))
-    return {"benchmark": a.name, "kind": a.kind, "signal": signal, "metric": metric,
-            "n": min(a.n, b.n), "A": va, "B": vb, "B - A": vb - va, "ci_low": math.nan,
-            "ci_high": math.nan, "note": f"no paired interval: {why}"}
+    return {COL_BENCHMARK: a.name, COL_KIND: a.kind, COL_SIGNAL: signal, COL_METRIC: metric,
+            COL_N: min(a.n, b.n), "A": va, "B": vb, "B - A": vb - va, COL_CI_LOW: math.nan,
+            COL_CI_HIGH: math.nan, "note": f"no paired interval: {why}"}
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:

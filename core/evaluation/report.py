@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation import metrics as M
-from core.names import FLR, METRICS_BY_KIND, OVERALL, PAIRWISE, RANKING, RATING
+from core.names import (ACCURACY, COL_BENCHMARK, COL_KIND, COL_METRIC, COL_MODEL, COL_REASON, COL_ROW,
+                        COL_SOURCE, COL_TRUTH, COL_VALUE, FLR, METRICS_BY_KIND, METRICS_COLUMNS, OVERALL, PAIRWISE, RANKING,
+                        RATING)
 
 from core.evaluation.exports import export_csv, export_paper_layout
 from core.errors import InputError
@@ -167,14 +169,14 @@ class EvaluationReport:
         for kind, entry in self.summary().items():
             for name, figures in entry["sets"].items():
                 for metric, value in figures.items():
-                    rows.append({"kind": kind, "benchmark": name, "metric": metric, "value": value})
+                    rows.append({COL_KIND: kind, COL_BENCHMARK: name, COL_METRIC: metric, COL_VALUE: value})
             for metric in METRICS_BY_KIND[kind]:
-                rows.append({"kind": kind, "benchmark": "pooled (weighted by rows)", "metric": metric,
-                             "value": entry[f"pooled_{metric}"]})
+                rows.append({COL_KIND: kind, COL_BENCHMARK: "pooled (weighted by rows)", COL_METRIC: metric,
+                             COL_VALUE: entry[f"pooled_{metric}"]})
             for name, rb in entry.get("rewardbench", {}).items():
-                rows.append({"kind": kind, "benchmark": f"{name}: {rb['method'].split(':')[0]}",
-                             "metric": "accuracy", "value": rb["score"]})
-        return pd.DataFrame(rows, columns=["kind", "benchmark", "metric", "value"])
+                rows.append({COL_KIND: kind, COL_BENCHMARK: f"{name}: {rb['method'].split(':')[0]}",
+                             COL_METRIC: ACCURACY, COL_VALUE: rb["score"]})
+        return pd.DataFrame(rows, columns=[COL_KIND, COL_BENCHMARK, COL_METRIC, COL_VALUE])
 
     # -- frames for dashboards ------------------------------------------------------------
     def metrics_frame(self) -> pd.DataFrame:
@@ -187,19 +189,15 @@ class EvaluationReport:
             for category, signal, figures in blocks:
                 for metric in METRICS_BY_KIND[b.kind]:
                     ci = figures.get(f"{metric}_ci") or [None, None]
-                    rows.append({"benchmark": b.name, "kind": b.kind, "category": category,
-                                 "signal": signal, "metric": metric,
-                                 "value": _nan(figures.get(metric)),
-                                 "ci_low": _nan(ci[0]), "ci_high": _nan(ci[1]),
-                                 "p_value": _nan(figures.get(f"{metric}_p")),
-                                 "n": figures.get("n", b.n)})
-        return pd.DataFrame(rows, columns=["benchmark", "kind", "category", "signal", "metric",
-                                           "value", "ci_low", "ci_high", "p_value", "n"])
+                    rows.append(dict(zip(METRICS_COLUMNS, (
+                        b.name, b.kind, category, signal, metric, _nan(figures.get(metric)),
+                        _nan(ci[0]), _nan(ci[1]), _nan(figures.get(f"{metric}_p")), figures.get("n", b.n)))))
+        return pd.DataFrame(rows, columns=list(METRICS_COLUMNS))
 
     def rating_points(self, name: str) -> pd.DataFrame:
         """FLR against the ground-truth score, one row per rated row."""
         b = self.benchmark(name)
-        return pd.DataFrame(b.points, columns=["row", "model", FLR, "truth"])
+        return pd.DataFrame(b.points, columns=[COL_ROW, COL_MODEL, FLR, COL_TRUTH])
 
     def ranking_frame(self, name: str) -> pd.DataFrame:
         """Per model: mean FLR, the matched ELO entry and how it was matched."""
@@ -208,8 +206,8 @@ class EvaluationReport:
                                                "responses"])
 
     def skipped_frame(self) -> pd.DataFrame:
-        rows = [{"benchmark": b.name, **s} for b in self.benchmarks for s in b.skipped]
-        return pd.DataFrame(rows, columns=["benchmark", "row", "source", "reason"])
+        rows = [{COL_BENCHMARK: b.name, **s} for b in self.benchmarks for s in b.skipped]
+        return pd.DataFrame(rows, columns=[COL_BENCHMARK, COL_ROW, COL_SOURCE, COL_REASON])
 
     # -- exports --------------------------------------------------------------------------
     def export(self, directory: str | Path) -> list[Path]:
