@@ -117,3 +117,31 @@ def test_no_import_cycles_in_core_or_ui() -> None:
     `TYPE_CHECKING`: a shared type lives in the module that owns it (issue 22)."""
     cycles = import_cycles(ROOT, ["core", "ui"])
     assert not cycles, f"modules that import each other: {cycles}"
+
+
+_ROLE_NAMES = {"user", "human", "assistant", "system", "gpt", "bot", "model", "prompter"}
+# a regex group of role names followed by a colon: `(Human|Assistant):`, `(?P<role>user|...)\s*:`
+_ROLE_PREFIX_REGEX = re.compile(r"(?i)\((?:\?P<\w+>)?(?:\w+\|)*(?:human|user|assistant)(?:\|\w+)*\)[^()]{0,25}:")
+
+
+def role_tables_and_prefix_patterns(root: Path, folders: Sequence[str]) -> list[str]:
+    """Where a module spells out role names as a table (a dict or set literal with two or more
+    of them) or matches role prefixes with a regular expression of its own."""
+    found = []
+    for path in sorted(p for folder in folders for p in (root / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            items = node.keys if isinstance(node, ast.Dict) else node.elts if isinstance(node, ast.Set) else []
+            names = {k.value.lower() for k in items if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+            if len(names & _ROLE_NAMES) >= 2:
+                found.append(f"{path.relative_to(root)}:{node.lineno} role table")
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and _ROLE_PREFIX_REGEX.search(node.value):
+                found.append(f"{path.relative_to(root)}:{node.lineno} role-prefix pattern {node.value!r}")
+    return found
+
+
+def test_role_prefixes_are_parsed_in_one_module() -> None:
+    """One transcript parser (issue 22): role names and the regex for `User:` / `Human:` turns
+    live in `core/engine/conversation.py`; every entry point reads transcripts through it."""
+    found = role_tables_and_prefix_patterns(ROOT, ["core", "ui"])
+    assert found and all(f.startswith("core/engine/conversation.py:") for f in found), found
