@@ -69,10 +69,7 @@ class Conversation:
 
     def messages(self) -> list[dict[str, str]]:
         """OpenAI-style messages, system message first when there is one."""
-        out = [{"role": SYSTEM, "content": self.system}] if self.system else []
-        for i, text in enumerate(self.utterances):
-            out.append({"role": USER if i % 2 == 0 else ASSISTANT, "content": text})
-        return out
+        return _messages(self.utterances, self.system)
 
     def with_reply(self, reply: str) -> "Conversation":
         """The same conversation with another candidate reply (for side-by-side comparison)."""
@@ -111,10 +108,7 @@ class Prompt:
 
     def messages(self) -> list[dict[str, str]]:
         """OpenAI-style messages for a chat template, system message first when there is one."""
-        out = [{"role": SYSTEM, "content": self.system}] if self.system else []
-        out += [{"role": USER if i % 2 == 0 else ASSISTANT, "content": t}
-                for i, t in enumerate(self.turns)]
-        return out
+        return _messages(self.turns, self.system)
 
     def with_reply(self, reply: str) -> Conversation:
         """The conversation a scorer judges: these turns, then `reply` as the assistant's."""
@@ -348,6 +342,11 @@ def _prompt(turns: list[tuple[str, str]], system: str | None, where: str) -> Pro
     texts = tuple(t for _, t in turns)
     InputLimits.current().check_turns(texts, where, ConversationError)
     return Prompt(texts, system)
+
+
+def _messages(texts: Sequence[str], system: str | None) -> list[dict[str, str]]:
+    out = [{"role": SYSTEM, "content": system}] if system else []
+    return out + [{"role": USER if i % 2 == 0 else ASSISTANT, "content": t} for i, t in enumerate(texts)]
 
 
 def _split_system(turns: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str | None]:
