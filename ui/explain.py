@@ -14,15 +14,15 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.engine.conversation import parse_conversation
+from core.engine.conversation import parse_conversation, prompt_with_reply
 from core.engine.explain import EFFECT, Explanation, compare, explain
 from core.errors import ConfigError
 from core.engine.config import ScoringConfig
-from core.engine.followups import FollowupSet
+from core.engine.followups import FollowupSet, chosen_followups
 from ui.errors import user_errors
 from ui.gpu import CALL_SECONDS, SLACK, conversation_tokens, followup_count, held_scorer, load_seconds, on_gpu, scoring_seconds
 from ui.state import AppState, ScorerFactory
-from ui.tab_score import chosen_followups, conversation_with_reply, display_frame
+from ui.plots import display_frame
 
 SHOWN = 30  # follow-ups drawn as coloured tokens; the table has them all
 _LOW = -12.0  # log-probability drawn at full colour
@@ -109,8 +109,8 @@ def explain_comparison(state: AppState, context: str, reply_a: str, reply_b: str
                        categories: list[str], model: str, mode: str, aggregation: str,
                        progress: gr.Progress = gr.Progress()) -> pd.DataFrame:
     """The follow-ups whose score changed most from reply A to reply B."""
-    conv_a = conversation_with_reply(context, reply_a, "reply A")
-    conv_b = conversation_with_reply(context, reply_b, "reply B")
+    conv_a = prompt_with_reply(context, reply_a, "reply A")
+    conv_b = prompt_with_reply(context, reply_b, "reply B")
     followups = chosen_followups(followups_text, categories)
     progress(0.3, desc="Reading every follow-up token's value")
     a, b = explain_all(state, state.config_for(model, mode, aggregation), [conv_a, conv_b], followups)

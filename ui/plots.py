@@ -31,6 +31,11 @@ _LAYOUT = dict(template=_TEMPLATE, paper_bgcolor=CLEAR, plot_bgcolor=CLEAR,
                margin=dict(l=60, r=20, t=60, b=60), height=380)
 
 
+def display_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A frame as a table shows it: numbers rounded to `digits` places."""
+    return frame.round(digits)
+
+
 def empty_figure(message: str) -> go.Figure:
     """A blank chart that says why it is blank (no data yet, metric not in the report)."""
     fig = go.Figure()

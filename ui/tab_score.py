@@ -15,15 +15,18 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core import names as C
-from core.engine.conversation import Conversation, parse_conversation
+from core.engine.conversation import Conversation, parse_conversation, prompt_with_reply
 from core.errors import ConversationError, FollowupSetError
 from core.limits import InputLimits
 from core.spreadsheet import csv_text
 from core.textfiles import read_text, write_text
-from core.engine.followups import FollowupSet, default_followups, parse_followups
+from core.engine.followups import (FollowupSet, chosen_followups, default_followups, followups_or_default,
+                                   parse_followups)
 from core.engine.results import ConversationScore
 from core.engine.stopping import stop_when
 from ui import examples, exports, gpu, plots
+from ui.explain import explain_comparison, explain_conversation
+from ui.plots import display_frame
 from ui.abandoned import abandoned
 from ui.context import AppContext
 from ui.errors import user_errors
@@ -38,50 +41,6 @@ FOLLOWUP_COLUMNS = [C.CATEGORY, C.POLARITY, C.FOLLOWUP, C.SCORE]  # Conversation
 
 def default_followups_json() -> str:
     return json.dumps(default_followups().to_dict(), indent=2, ensure_ascii=False)
-
-
-def read_followups(text: str | None) -> FollowupSet:
-    """The set in the editor; an empty editor means the bundled default set."""
-    if not text or not text.strip():
-        return default_followups()
-    return parse_followups(text, "follow-up set editor")
-
-
-def chosen_followups(text: str | None, categories: list[str] | None) -> FollowupSet:
-    return read_followups(text).select(list(categories or []))
-
-
-def conversation_with_reply(context: str, reply: str, label: str) -> Conversation:
-    """A conversation that ends with the user's turn, completed with a candidate reply."""
-    if not reply or not reply.strip():
-        raise ConversationError(f"{label} is empty; write the assistant reply to score")
-    placeholder = "(candidate reply)"
-    InputLimits.current().check_paste(context or "", "pasted conversation", ConversationError)
-    InputLimits.current().check_text(reply, label, "reply", ConversationError)
-    stripped = (context or "").strip()
-    if not stripped:
-        raise ConversationError("the conversation is empty; paste the turns up to the user's last message")
-    if stripped[0] in "[{":
-        try:
-            data: Any = json.loads(stripped)
-        except json.JSONDecodeError as err:
-            raise ConversationError(
-                f"conversation: looks like JSON but is not valid (line {err.lineno}, column "
-                f"{err.colno}: {err.msg})"
-            ) from None
-        turns = data
-        if isinstance(data, dict):
-            key = "messages" if "messages" in data else "conversation"
-            turns = data.get(key)
-        if not isinstance(turns, list):
-            raise ConversationError("conversation: expected a JSON list of utterances or of messages")
-        if turns and all(isinstance(t, dict) for t in turns):
-            completed: Any = turns + [{"role": "assistant", "content": placeholder}]
-        else:
-            completed = turns + [placeholder]
-    else:
-        completed = f"{stripped}\nAssistant: {placeholder}"
-    return parse_conversation(completed, "conversation (up to the user's last message)").with_reply(reply)
 
 
 def summary_markdown(result: ConversationScore, conversation: Conversation, config_text: str) -> str:
@@ -99,10 +58,6 @@ def summary_markdown(result: ConversationScore, conversation: Conversation, conf
 def describe_config(state: AppState, model: str, mode: str, aggregation: str) -> str:
     config = state.config_for(model, mode, aggregation)
     return f"model {escape(config.model)} · {config.mode} mode · {config.aggregation} aggregation"
-
-
-def display_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    return frame.round(digits)
 
 
 def score_all(state: AppState, conversations: list[Conversation], followups: FollowupSet, model: str,
@@ -180,8 +135,8 @@ def compare_replies(state: AppState, context: str, reply_a: str, reply_b: str, f
                     progress: gr.Progress = gr.Progress(track_tqdm=True),
                     request: gr.Request = None) -> tuple[str, go.Figure, pd.DataFrame]:
     """Side-by-side handler: verdict, per-category chart, per-category table."""
-    conv_a = conversation_with_reply(context, reply_a, "reply A")
-    conv_b = conversation_with_reply(context, reply_b, "reply B")
+    conv_a = prompt_with_reply(context, reply_a, "reply A")
+    conv_b = prompt_with_reply(context, reply_b, "reply B")
     followups = chosen_followups(followups_text, categories)
     score_a, score_b = score_all(state, [conv_a, conv_b], followups, model, mode, aggregation, progress,
                                  request)
@@ -209,7 +164,7 @@ def result_files(state: AppState, request: gr.Request | None = None) -> list[str
 def apply_followups(text: str, selected: list[str] | None = None) -> tuple[dict[str, Any], str]:
     """Validate the editor; offer its categories, keeping the chosen ones that still exist
     (all of them when none does)."""
-    followups = read_followups(text)
+    followups = followups_or_default(text)
     n = sum(len(c.positive) + len(c.negative) for c in followups)
     keep = [name for name in followups.names if name in (selected or [])]
     return (gr.update(choices=list(followups.names), value=keep or list(followups.names)),
@@ -309,8 +264,6 @@ def build(ctx: AppContext) -> None:
     compare_button.click(bind(compare_replies, state),
                          [context, reply_a, reply_b, followups_code, categories, *ctx.scoring_inputs],
                          [verdict, compare_plot, compare_table], api_name="compare", **model_work)
-    from ui.explain import explain_comparison, explain_conversation
-
     explain_button.click(bind(explain_conversation, state), score_inputs, [explain_tokens, explain_table],
                          api_visibility="private", **model_work)
     changed_button.click(bind(explain_comparison, state),

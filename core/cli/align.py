@@ -16,7 +16,6 @@ then `--model A` wherever a model is accepted (the adapter is a policy or a scor
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote the adapter and align_report.json / align_report.md to {args.output}")
     return 0
 
-
-def main() -> int:  # pragma: no cover
-    from core.cli.main import main as cli_main
-
-    return cli_main(["align", *sys.argv[1:]])

@@ -9,7 +9,6 @@ with a card, usable as `--model DIR` everywhere; a killed run resumes when run a
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +92,3 @@ def run(args: argparse.Namespace) -> int:
           f"score with --model {args.output} --mode feedback")
     return 0
 
-
-def main() -> int:  # pragma: no cover - `python -m core finetune` goes through core.cli.main
-    from core.cli.main import main as cli_main
-
-    return cli_main(["finetune", *sys.argv[1:]])

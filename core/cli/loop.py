@@ -14,7 +14,6 @@ training from its last checkpoint.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +77,3 @@ def run(args: argparse.Namespace) -> int:
     say(f"mined data: {mined} (LLaMA-Factory datasets, dataset_info.json)")
     return 0
 
-
-def main() -> int:  # pragma: no cover - `python -m core loop` goes through core.cli.main
-    from core.cli.main import main as cli_main
-
-    return cli_main(["loop", *sys.argv[1:]])

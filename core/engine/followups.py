@@ -22,7 +22,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from core.locations import ASSETS_DIR
 from core.errors import FollowupSetError
@@ -288,3 +288,17 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def default_followups() -> FollowupSet:
     return load_followups(None)
+
+
+def chosen_followups(text: str | None, categories: Sequence[str] | None,
+                     where: str = "follow-up set editor") -> FollowupSet:
+    """The set written in `text` (the bundled default when `text` is empty, as an editor left
+    blank is), narrowed to `categories`; `where` names the text in errors."""
+    return followups_or_default(text, where).select(list(categories or []))
+
+
+def followups_or_default(text: str | None, where: str = "follow-up set editor") -> FollowupSet:
+    """The set written in `text`; the bundled default set when `text` is empty."""
+    if not text or not text.strip():
+        return default_followups()
+    return parse_followups(text, where)

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from core.engine.conversation import Conversation, from_text, parse_conversation
+from core.engine.conversation import (
+    ASSISTANT,
+    ROLE_ALIASES,
+    USER,
+    Conversation,
+    is_transcript,
+    parse_conversation,
+    prompt_from_text,
+)
 from core.errors import BenchmarkFormatError, ConversationError
 from core.evaluation.records import Record, format_of, read_records
 from core.limits import finite_number
@@ -245,54 +253,29 @@ def parse(build: Any, where: str) -> tuple[Conversation | None, str | None]:
 
 
 def with_reply(prompt: Any, reply: Any, where: str) -> Conversation:
-    """A prompt (text, utterances or messages) followed by a reply (text or messages)."""
+    """A prompt (text, utterances or messages) followed by a reply (text or messages). Prompt
+    text that starts with a user's role prefix is turns (`core.engine.conversation` parses
+    them, as it does every transcript); other text is one question."""
     if isinstance(reply, list) and reply and all(isinstance(m, dict) for m in reply):
-        roles = {str(m.get("role", m.get("from", ""))).lower() for m in reply}
-        if roles & {"user", "human"}:
+        roles = {ROLE_ALIASES.get(str(m.get("role", m.get("from", ""))).lower()) for m in reply}
+        if USER in roles:
             return parse_conversation(reply, where)  # the reply side is the whole conversation
         reply_messages = reply
     elif isinstance(reply, str):
-        reply_messages = [{"role": "assistant", "content": reply}]
+        reply_messages = [{"role": ASSISTANT, "content": reply}]
     else:
         raise ConversationError(f"{where}: the reply must be text or a message list; got {type(reply).__name__}")
     if isinstance(prompt, str):
-        if is_hh_transcript(prompt):
-            prompt_messages = hh_transcript(prompt + "\n\nAssistant: x", where).messages()[:-1]
-        elif _looks_like_transcript(prompt):
-            base = from_text(prompt + "\n\nAssistant: x", where)  # parse turns, then replace reply
-            prompt_messages = base.messages()[:-1]
-        else:
-            prompt_messages = [{"role": "user", "content": prompt}]
+        prompt_messages = (prompt_from_text(prompt, where).messages() if is_transcript(prompt)
+                           else [{"role": USER, "content": prompt}])
     elif isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt):
         prompt_messages = list(prompt)
     elif isinstance(prompt, list) and all(isinstance(m, str) for m in prompt):
-        prompt_messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": t}
+        prompt_messages = [{"role": USER if i % 2 == 0 else ASSISTANT, "content": t}
                            for i, t in enumerate(prompt)]
     else:
         raise ConversationError(f"{where}: the prompt must be text or a message list; got {type(prompt).__name__}")
     return parse_conversation(prompt_messages + reply_messages, where)
-
-
-_HH_TURN = re.compile(r"\n\n(Human|Assistant):[ \t]?")
-
-
-def is_hh_transcript(text: str) -> bool:
-    """Text in HH-RLHF form: `\\n\\nHuman: ...\\n\\nAssistant: ...`."""
-    return text.lstrip().startswith("Human:") and _HH_TURN.search(text) is not None
-
-
-def hh_transcript(text: str, where: str) -> Conversation:
-    """An HH-RLHF transcript split only at its own turn markers (`\\n\\nHuman:` /
-    `\\n\\nAssistant:`): a reply that quotes a chat log (`User: ...` on a line of its own)
-    stays one reply."""
-    rest = _HH_TURN.split("\n\n" + text.lstrip())[1:]
-    messages = [{"role": "user" if role == "Human" else "assistant", "content": content.strip()}
-                for role, content in zip(rest[::2], rest[1::2])]
-    return parse_conversation(messages, where)
-
-
-def _looks_like_transcript(text: str) -> bool:
-    return bool(re.match(r"^\s*(Human|User)\s*:", text))
 
 
 @dataclass

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
+
+import pandas as pd
 
 from core.engine.conversation import Conversation
 from core.names import (
@@ -29,8 +31,16 @@ from core.names import (
 from core.spreadsheet import csv_text
 from core.textfiles import atomic_output, write_text
 
-if TYPE_CHECKING:  # the report calls these exports, so only the type is needed here
-    from core.evaluation.report import BenchmarkResult
+
+class ScoredBenchmark(Protocol):
+    """What the exports read of `core.evaluation.report.BenchmarkResult`. The report calls
+    these functions, so the type is described here rather than imported (no import cycle)."""
+
+    name: str
+    kind: str
+    categories: tuple[str, ...]
+    skipped: list[dict[str, Any]]
+    rows: pd.DataFrame | None
 
 
 def _safe(text: str, keep_separators: bool = True) -> str:
@@ -49,7 +59,7 @@ def _paper_entry(conv: Any, pos: Sequence[float], neg: Sequence[float]) -> dict[
     return entry
 
 
-def export_paper_layout(b: BenchmarkResult, directory: Path) -> list[Path]:
+def export_paper_layout(b: ScoredBenchmark, directory: Path) -> list[Path]:
     rows = b.rows
     assert rows is not None
     if b.kind == PAIRWISE and rows.groupby([COL_ROW, COL_SIDE]).size().gt(1).any():
@@ -90,7 +100,7 @@ def _write_jsonl(path: Path, entries: list[dict[str, Any]]) -> Path:
     return path
 
 
-def export_csv(b: BenchmarkResult, directory: Path) -> Path:
+def export_csv(b: ScoredBenchmark, directory: Path) -> Path:
     rows = b.rows
     assert rows is not None
     table = rows.drop(columns=[COL_VALUES, COL_CONVERSATION]).copy()

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from core.errors import InputError
-from core.mining.mining import Sample
+from core.mining.mining import KTOExample, PreferencePair, Sample
 from core.mining.prompts import MiningPrompt
 from core.textfiles import write_text
-
-if TYPE_CHECKING:  # preferences writes through this module, so only the types are needed here
-    from core.mining.preferences import KTOExample, PreferencePair
 
 
 FLAVOURS = ("alpaca", "sharegpt")

@@ -4,7 +4,9 @@ Every sample is kept with its overall FLR and per-category rewards; `core.mining
 turns the results into DPO / KTO / SFT data. Results are appended to a JSONL cache in the
 output folder after each batch of prompts, so a killed run picks up where it stopped.
 
-The policy that writes the replies is `core.mining.policy`. An empty reply (the model stopped at once) is kept with no reward and never exported.
+The mined data live here (`Sample`, `PromptSamples`, and the `PreferencePair` / `KTOExample`
+that `core.mining.preferences` selects and `core.mining.llamafactory` writes). The policy that
+writes the replies, and `MiningConfig`, is `core.mining.policy`. An empty reply (the model stopped at once) is kept with no reward and never exported.
 
 """
 
@@ -12,15 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from core.engine.followups import FollowupSet
-from core.errors import ConfigError
-from core.mining.policy import Generation, Policy
+from core.mining.policy import Generation, MiningConfig, Policy
 from core.mining.prompts import MiningPrompt, prompt_from_record
 
 if TYPE_CHECKING:
@@ -40,47 +40,6 @@ CACHE_FOLDER = "cache"
 
 
 EMPTY_REPLY = "empty reply"
-
-
-MAX_SAMPLES = 256  # replies per prompt; more is a typo, not a plan
-MAX_NEW_TOKENS = 32_768  # longer than any context the engine scores
-MAX_TEMPERATURE = 100.0  # beyond this, sampling is uniform noise
-
-
-@dataclass(frozen=True)
-class MiningConfig:
-    """How replies are sampled; everything but `batch_size` is part of the cache key."""
-
-    samples: int = 4  # replies sampled per prompt (K)
-    seed: int = 0  # with the same seed, model and prompts, the samples are identical
-    max_new_tokens: int = 256  # a reply longer than this is cut (and marked unfinished)
-    temperature: float = 0.8  # 0 = greedy (then every sample of a prompt is the same)
-    top_p: float = 0.95  # nucleus sampling; 1.0 = the full distribution
-    batch_size: int = 4  # prompts per generate() call (x samples rows); results do not depend on it
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.samples, int) or self.samples < 1:
-            raise ConfigError(f"samples per prompt must be a positive integer; got {self.samples!r}")
-        if self.samples > MAX_SAMPLES:
-            raise ConfigError(f"samples per prompt must be at most {MAX_SAMPLES}; got {self.samples!r}")
-        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
-            raise ConfigError(f"max new tokens must be a positive integer of at most {MAX_NEW_TOKENS}; "
-                              f"got {self.max_new_tokens!r}")
-        if not math.isfinite(self.temperature) or not 0 <= self.temperature <= MAX_TEMPERATURE:
-            raise ConfigError(f"temperature must be 0 (greedy) or a positive number up to "
-                              f"{MAX_TEMPERATURE:g}; got {self.temperature!r}")
-        if not math.isfinite(self.top_p) or not 0 < self.top_p <= 1:
-            raise ConfigError(f"top-p must be in (0, 1]; got {self.top_p!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch size must be a positive integer; got {self.batch_size!r}")
-        if not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer; got {self.seed!r}")
-
-    def sampling_key(self) -> dict[str, Any]:
-        """The settings that change the samples (batch size does not)."""
-        key = asdict(self)
-        key.pop("batch_size")
-        return key
 
 
 @dataclass(frozen=True)
@@ -139,6 +98,31 @@ class PromptSamples:
         prompt = prompt_from_record(record["prompt"], "cache record")
         return cls(int(record["index"]), prompt,
                    tuple(Sample.from_record(s) for s in record["samples"]))
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A prompt's best and worst scored samples: one DPO record."""
+
+    prompt_index: int
+    prompt: MiningPrompt
+    chosen: Sample
+    rejected: Sample
+
+    @property
+    def margin(self) -> float:
+        assert self.chosen.flr is not None and self.rejected.flr is not None
+        return self.chosen.flr - self.rejected.flr
+
+
+@dataclass(frozen=True)
+class KTOExample:
+    """One scored sample marked desirable or not: one KTO record."""
+
+    prompt_index: int
+    prompt: MiningPrompt
+    sample: Sample
+    desirable: bool
 
 
 def run_key(policy: Policy, scorer: "Scorer", followups: FollowupSet,

@@ -1,4 +1,5 @@
-"""The policy model that writes the replies mining scores: `Policy` and its transformers version.
+"""The policy model that writes the replies mining scores: `Policy`, its transformers version,
+and `MiningConfig` (how the replies are sampled).
 
 Shortcuts and choices made on purpose:
 - Sampling is done by a logits processor that draws each row's token with its own
@@ -15,7 +16,8 @@ Shortcuts and choices made on purpose:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from core.engine.config import ScoringConfig
@@ -25,7 +27,47 @@ from core.mining.prompts import MiningPrompt
 if TYPE_CHECKING:
     from core.engine.models import LoadedModel
     from core.engine.scorer import Scorer
-    from core.mining.mining import MiningConfig  # the settings type only; mining imports this module
+
+
+MAX_SAMPLES = 256  # replies per prompt; more is a typo, not a plan
+MAX_NEW_TOKENS = 32_768  # longer than any context the engine scores
+MAX_TEMPERATURE = 100.0  # beyond this, sampling is uniform noise
+
+
+@dataclass(frozen=True)
+class MiningConfig:
+    """How replies are sampled; everything but `batch_size` is part of the cache key."""
+
+    samples: int = 4  # replies sampled per prompt (K)
+    seed: int = 0  # with the same seed, model and prompts, the samples are identical
+    max_new_tokens: int = 256  # a reply longer than this is cut (and marked unfinished)
+    temperature: float = 0.8  # 0 = greedy (then every sample of a prompt is the same)
+    top_p: float = 0.95  # nucleus sampling; 1.0 = the full distribution
+    batch_size: int = 4  # prompts per generate() call (x samples rows); results do not depend on it
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise ConfigError(f"samples per prompt must be a positive integer; got {self.samples!r}")
+        if self.samples > MAX_SAMPLES:
+            raise ConfigError(f"samples per prompt must be at most {MAX_SAMPLES}; got {self.samples!r}")
+        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
+            raise ConfigError(f"max new tokens must be a positive integer of at most {MAX_NEW_TOKENS}; "
+                              f"got {self.max_new_tokens!r}")
+        if not math.isfinite(self.temperature) or not 0 <= self.temperature <= MAX_TEMPERATURE:
+            raise ConfigError(f"temperature must be 0 (greedy) or a positive number up to "
+                              f"{MAX_TEMPERATURE:g}; got {self.temperature!r}")
+        if not math.isfinite(self.top_p) or not 0 < self.top_p <= 1:
+            raise ConfigError(f"top-p must be in (0, 1]; got {self.top_p!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch size must be a positive integer; got {self.batch_size!r}")
+        if not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer; got {self.seed!r}")
+
+    def sampling_key(self) -> dict[str, Any]:
+        """The settings that change the samples (batch size does not)."""
+        key = asdict(self)
+        key.pop("batch_size")
+        return key
 
 
 @dataclass(frozen=True)

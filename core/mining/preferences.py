@@ -34,7 +34,7 @@ from core.mining.llamafactory import (
     write_dataset_info,
     write_json,
 )
-from core.mining.mining import PromptSamples, Sample
+from core.mining.mining import KTOExample, PreferencePair, PromptSamples, Sample
 from core.mining.prompts import MiningPrompt
 from core.names import (
     CHOSEN,
@@ -69,27 +69,6 @@ class ExportConfig:
             raise ConfigError(f"flavours must be among {', '.join(FLAVOURS)}; got {', '.join(self.flavours) or 'none'}")
         if not self.prefix or not self.prefix.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"prefix must be letters, digits, '-' or '_'; got {self.prefix!r}")
-
-
-@dataclass(frozen=True)
-class PreferencePair:
-    prompt_index: int
-    prompt: MiningPrompt
-    chosen: Sample
-    rejected: Sample
-
-    @property
-    def margin(self) -> float:
-        assert self.chosen.flr is not None and self.rejected.flr is not None
-        return self.chosen.flr - self.rejected.flr
-
-
-@dataclass(frozen=True)
-class KTOExample:
-    prompt_index: int
-    prompt: MiningPrompt
-    sample: Sample
-    desirable: bool
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.engine.conversation import ASSISTANT, SYSTEM, USER, Conversation, parse_turns
+from core.engine.conversation import Prompt, parse_turns
 from core.errors import InputError
 from core.evaluation.records import Record, format_of, guess_format, parse_records, read_records
 
@@ -37,13 +37,17 @@ class PromptFileError(InputError):
     """A prompt file, or one record in it, that cannot be used for mining."""
 
 
-@dataclass(frozen=True)
-class MiningPrompt:
-    """User-first alternating turns ending with the user turn the policy answers."""
+@dataclass(frozen=True, init=False)
+class MiningPrompt(Prompt):
+    """A prompt file's `Prompt` (turns ending with the user turn the policy answers) and the id
+    that names it in the exports."""
 
-    id: str
-    turns: tuple[str, ...]
-    system: str | None = None
+    id: str = "0"
+
+    def __init__(self, id: str, turns: tuple[str, ...], system: str | None = None,
+                 warnings: tuple[str, ...] = ()) -> None:  # id first, as files and exports name it
+        object.__setattr__(self, "id", id)
+        super().__init__(turns, system, warnings)
 
     def __post_init__(self) -> None:
         if not self.turns or len(self.turns) % 2 == 0:
@@ -51,28 +55,6 @@ class MiningPrompt:
                 f"prompt {self.id}: expected turns ending with the user's; got {len(self.turns)} "
                 "turn(s) ending with the assistant's"
             )
-
-    @property
-    def text(self) -> str:
-        """The user turn being answered."""
-        return self.turns[-1]
-
-    @property
-    def history(self) -> list[tuple[str, str]]:
-        """Earlier (user, assistant) exchanges, oldest first."""
-        earlier = self.turns[:-1]
-        return [(earlier[i], earlier[i + 1]) for i in range(0, len(earlier), 2)]
-
-    def messages(self) -> list[dict[str, str]]:
-        """OpenAI-style messages for a chat template, system message first when there is one."""
-        out = [{"role": SYSTEM, "content": self.system}] if self.system else []
-        out += [{"role": USER if i % 2 == 0 else ASSISTANT, "content": t}
-                for i, t in enumerate(self.turns)]
-        return out
-
-    def with_reply(self, reply: str) -> Conversation:
-        """The conversation the scorer judges: these turns plus the sampled reply."""
-        return Conversation(self.turns + (reply,), self.system)
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"id": self.id, "conversation": list(self.turns)}

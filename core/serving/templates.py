@@ -13,22 +13,29 @@ template writes itself (Llama 3.1's "Cutting Knowledge Date", Qwen2.5's "You are
 is removed, so a scorer does not render it a second time as the user's; a user's system message
 identical to Qwen's default is removed too. Mistral templates write a system prompt into a user
 turn (v0.2 the first, v0.3 the last): it stays part of that turn, with a warning. Where the trainer also sends the rendered prompt, the response is everything after it,
-so a response that happens to contain a header-like line stays whole.
+so a response that happens to contain a header-like line stays whole. The plain template's
+turns are split by the engine's transcript parser, as `flr score` splits pasted text: an
+HH-RLHF query only at its `\\n\\nHuman:` / `\\n\\nAssistant:` markers.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
-from core.engine.conversation import Conversation, parse_turns
+from core.engine.conversation import (
+    ASSISTANT,
+    ROLE_ALIASES,
+    ROLE_PREFIX,
+    SYSTEM,
+    USER,
+    Conversation,
+    parse_turns,
+    transcript_turns,
+)
 from core.errors import InputError
 from core.limits import InputLimits
-
-_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "model": "assistant",
-          "gpt": "assistant", "system": "system", "[inst]": "user", "[/inst]": "assistant",
-          "[system_prompt]": "system"}
 
 
 class QueryFormatError(InputError):
@@ -45,6 +52,9 @@ class QueryTemplate:
     special: bool = True  # has special tokens; plain-text templates are tried last
     default_system: tuple[str, ...] = ()  # regexes of system text the template itself writes
     merges_system: bool = False  # the template writes a system prompt into a user turn
+    # header tokens that are not role names (`ROLE_ALIASES` reads those), lower-cased
+    header_roles: Mapping[str, str] = field(default_factory=dict, compare=False)
+    transcript: bool = False  # role-prefixed text: split by the engine's transcript parser
 
     def own_system(self, system: str | None) -> str | None:
         """The user's system message without the text the template injects (None if nothing is
@@ -74,9 +84,10 @@ TEMPLATES: dict[str, QueryTemplate] = {t.name: t for t in (
     QueryTemplate("zephyr", r"<\|(?P<role>system|user|assistant)\|>[^\S\n]*\n?",  # also TinyLlama-chat
                   ("</s>", "<s>", "<unk>", "<pad>")),
     QueryTemplate("mistral", r"(?P<role>\[INST\]|\[/INST\]|\[SYSTEM_PROMPT\])",
-                  ("</s>", "<s>", "[/SYSTEM_PROMPT]", "<pad>", "<unk>"), merges_system=True),
-    QueryTemplate("plain", r"(?:^|\n)[^\S\n]*(?P<role>human|user|assistant|system)[^\S\n]*:[^\S\n]?",
-                  ("<|endoftext|>", "</s>", "<s>", "<eos>", "<pad>"), special=False),
+                  ("</s>", "<s>", "[/SYSTEM_PROMPT]", "<pad>", "<unk>"), merges_system=True,
+                  header_roles={"[inst]": USER, "[/inst]": ASSISTANT, "[system_prompt]": SYSTEM}),
+    QueryTemplate("plain", r"(?:^|\n)" + ROLE_PREFIX,  # what `flr score` reads as pasted turns
+                  ("<|endoftext|>", "</s>", "<s>", "<eos>", "<pad>"), special=False, transcript=True),
 )}
 
 _PROBE = [{"role": "user", "content": "Ping?"}, {"role": "assistant", "content": "Pong."}]
@@ -107,16 +118,16 @@ def split_query(query: str, prompt: str | None = None, forced: QueryTemplate | N
     template = recognise(query, forced)
     if template is None:
         raise QueryFormatError(f"{where}: {_expected(forced)}; it starts with {query[:40]!r}")
+    where = f"{where} ({template.name} template)"
     response = None
     if prompt and query.startswith(prompt) and recognise(prompt, template) is template:
         response = query[len(prompt):]
-        turns = _turns(prompt, template)
+        turns = _turns(prompt, template, where)
         if turns and turns[-1][0] == "assistant" and not turns[-1][1]:
             turns = turns[:-1]  # the generation prompt's empty assistant header
         turns.append(("assistant", _clean(response, template)))
     else:
-        turns = _turns(query, template)
-    where = f"{where} ({template.name} template)"
+        turns = _turns(query, template, where)
     conversation = conversation_of([{"role": role, "content": text} for role, text in turns], where)
     warnings = list(conversation.warnings)
     if template.merges_system and any("\n\n" in u for u in conversation.utterances[:-1:2]):
@@ -168,12 +179,16 @@ def template_of_tokenizer(tokenizer: Any, where: str = "tokenizer") -> QueryTemp
     return template
 
 
-def _turns(text: str, template: QueryTemplate) -> list[tuple[str, str]]:
+def _turns(text: str, template: QueryTemplate, where: str) -> list[tuple[str, str]]:
+    if template.transcript:  # split as `flr score` splits pasted text (HH-RLHF markers only)
+        turns = transcript_turns(_strip_markers(text, template), where, QueryFormatError)
+        return _merge([(role, _clean(content, template)) for role, content in turns])
     headers = template.headers(text)
     turns = []
     for i, match in enumerate(headers):
         end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
-        role = _ROLES[match.group("role").lower()]
+        name = match.group("role").lower()
+        role = template.header_roles.get(name) or ROLE_ALIASES[name]
         turns.append((role, _clean(text[match.end():end], template)))
     return _merge(turns)
 

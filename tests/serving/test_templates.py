@@ -41,10 +41,20 @@ def test_multi_turn_chatml_keeps_every_turn():
 
 def test_the_prompt_marks_where_a_header_like_response_starts():
     prompt = "Human: Say a dialogue line.\n\nAssistant:"
-    response = " Sure.\nHuman: is this a trick?"
-    assert split_query(prompt + response, prompt).reply == "Sure.\nHuman: is this a trick?"
+    response = " Sure.\n\nHuman: is this a trick?"  # an HH-RLHF marker itself (issue 22)
+    assert split_query(prompt + response, prompt).reply == "Sure.\n\nHuman: is this a trick?"
     with pytest.raises(QueryFormatError):  # without the prompt the fake turn breaks the alternation
         split_query(prompt + response)
+
+
+def test_a_plain_query_is_split_only_at_hh_markers():
+    """A line of the response that starts `Human:` / `User:` is not a turn of an HH-RLHF query,
+    with or without the prompt (issue 22: as `flr score` reads the same text)."""
+    prompt = "Human: Say a dialogue line.\n\nAssistant:"
+    response = " Sure.\nHuman: is this a trick?\nUser: no"
+    for given in (prompt, None):
+        conversation = split_query(prompt + response, given)
+        assert conversation.utterances == ("Say a dialogue line.", "Sure.\nHuman: is this a trick?\nUser: no")
 
 
 def test_an_empty_response_is_scored_not_rejected():

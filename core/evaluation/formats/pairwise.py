@@ -15,8 +15,6 @@ from core.evaluation.entries import (
     SourceFile,
     file_stem,
     first_key,
-    hh_transcript,
-    is_hh_transcript,
     parse,
     with_reply,
 )
@@ -80,8 +78,6 @@ def _replies(value: Any, where: str, side: str) -> list[Any]:
 
 def _whole_conversation(value: Any, where: str) -> Conversation:
     """A transcript string (`\\n\\nHuman: ...`) or a full message list."""
-    if isinstance(value, str) and is_hh_transcript(value):
-        return hh_transcript(value, where)
     if isinstance(value, str) and not value.strip().startswith(("[", "{")):
         return from_text(value, where)
     return parse_conversation(value, where)
