@@ -91,16 +91,13 @@ def resolve_device(name: str) -> Any:
 
 
 def resolve_dtype(name: str, device: Any) -> Any:
-    """"auto": bfloat16 on GPUs that support it, float16 on other GPUs, float32 on CPU."""
+    """"auto": bfloat16 on GPUs that support it, float16 on other GPUs; on CPU bfloat16 only
+    where the CPU has bf16 hardware, float32 elsewhere (`core.engine.precision.decide_dtype`)."""
     import torch
 
-    if name != "auto":
-        return getattr(torch, name)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
+    from core.engine.precision import decide_dtype
+
+    return getattr(torch, decide_dtype(name, device).dtype)
 
 
 def embedded_gguf_path() -> Path | None:

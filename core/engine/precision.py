@@ -97,7 +97,11 @@ def decide_dtype(requested: str, device: Any, cpu: CpuInfo | None = None) -> Dty
     cpu = (cpu or cpu_info()) if on_cpu else None
     described = cpu.describe() if cpu is not None else None
     if requested != "auto":
-        return DtypeDecision(requested, requested, "asked for", described)
+        reason = "asked for"
+        if requested == "bfloat16" and cpu is not None and not cpu.native_bf16:
+            reason += ("; this CPU has no bf16 hardware, so linear layers multiply in float32 "
+                       "and round to bf16")
+        return DtypeDecision(requested, requested, reason, described)
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return DtypeDecision(requested, "bfloat16", "auto: the GPU supports bfloat16", None)

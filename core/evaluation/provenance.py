@@ -41,9 +41,27 @@ def package_version() -> str | None:
         return None
 
 
-def provenance(model: str, model_identity: str | None, followups_hash: str) -> dict[str, Any]:
-    """The `provenance` block of a report's settings."""
-    return {"tool_version": tool_version(), "model": model,
-            "model_revision": model_identity,  # hub commit, local files' fingerprint, or None
-            "followups_sha": followups_hash,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+def provenance(model: str, model_identity: str | None, followups_hash: str,
+               dtype: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `provenance` block of a report's settings (`dtype`: what `--dtype` resolved to on
+    this machine and why, with the CPU; `core.engine.precision.DtypeDecision.as_dict`)."""
+    block = {"tool_version": tool_version(), "model": model,
+             "model_revision": model_identity,  # hub commit, local files' fingerprint, or None
+             "followups_sha": followups_hash,
+             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if dtype is not None:
+        block["dtype"] = dtype
+    return block
+
+
+def dtype_provenance(dtype: str, device: str) -> dict[str, Any] | None:
+    """The dtype decision for these settings on this machine, or None where the device is not
+    here (a report read entirely from the score cache on another machine)."""
+    from core.engine.models import resolve_device
+    from core.engine.precision import decide_dtype
+    from core.errors import ModelLoadError
+
+    try:
+        return decide_dtype(dtype, resolve_device(device)).as_dict()
+    except ModelLoadError:
+        return None
