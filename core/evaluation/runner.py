@@ -26,7 +26,7 @@ from core.evaluation import metrics as M
 from core.evaluation.benchmark import Benchmark
 from core.evaluation.elo import EloTable, default_elo
 from core.evaluation.judging import judge_benchmark
-from core.evaluation.provenance import dtype_provenance, provenance
+from core.evaluation.provenance import provenance
 from core.evaluation.report import EvaluationReport
 from core.evaluation.score_cache import ScoreCache, conversation_hash, model_key, settings_key
 from core.names import BOOTSTRAP_SAMPLES, COL_CONVERSATION
@@ -122,8 +122,7 @@ def run_evaluation(benchmarks: Sequence[Benchmark], *, scorer_factory: Callable[
                        "intervals": {"accuracy": "Wilson score 95%",
                                      "correlations": "percentile bootstrap 95% over rows"},
                        "provenance": provenance(config.model, found.stats.get("identity"),
-                                                followups.fingerprint(),
-                                                dtype_provenance(config.dtype, config.device))}
+                                                followups.fingerprint())}
     if options.datasets:  # absent for files, as before
         report_settings["provenance"]["datasets"] = [dict(d) for d in options.datasets]
     log.info("evaluated %d benchmark(s): %d conversations scored, %d from the cache",
