@@ -30,20 +30,16 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 
-from core.engine.fast import allocator
-from core.engine.stopping import check_stop
-
 from core.engine import precision
-from core.engine.fast import attention
+from core.engine.fast import allocator, attention
+from core.engine.stopping import check_stop
 from core.engine.config import ScoringConfig
 from core.engine.direct import DirectReader
 from core.engine.conversation import Conversation
-from core.errors import ConversationError
 from core.engine.followups import FollowupSet
 from core.engine.models import LoadedModel, load_model
 from core.engine.fast.packing import Pass, PrefixBlock, Segment, in_order, pack_rows, plan_passes, row_width
-from core.engine.rendering import RenderedConversation, Request, render
-from core.engine.spans import common_prefix
+from core.engine.rendering import RenderedConversation, Request, render, shared_prefix_length
 from core.engine.fast.trie import ROOT, Piece, SuffixTrie
 from core.engine.results import CategoryScore, ConversationScore
 
@@ -256,7 +252,7 @@ class FLRScorer:
         suffix row attends to its own conversation's prefix, and the follow-ups' suffixes go
         in as a token trie (`core.engine.fast.trie`), so a token several follow-ups share is computed and
         read out once."""
-        prefix_lens = [_shared_prefix_length(g) if g else 0 for g in groups]
+        prefix_lens = [shared_prefix_length(g) if g else 0 for g in groups]
         prefix_ids = [g[0].ids[:length] if g else () for g, length in zip(groups, prefix_lens)]
         tries = [SuffixTrie([r.ids[length:r.needed_length] for r in g])
                  for g, length in zip(groups, prefix_lens)]
@@ -467,18 +463,6 @@ def _result(followups: FollowupSet, texts: Sequence[str], rendered: RenderedConv
     )
     context = min(len(r.ids) for r in rendered.requests)
     return ConversationScore(categories, rendered.warnings, rendered.dropped_utterances, context, direct)
-
-
-def _shared_prefix_length(requests: Sequence[Request]) -> int:
-    """Longest prefix shared by all requests that ends at or before the first position read."""
-    first = requests[0].ids
-    limit = min(min(r.positions) for r in requests) + 1
-    length = min(limit, min(len(r.ids) for r in requests))
-    for r in requests[1:]:
-        length = common_prefix(first[:length], r.ids[:length])
-    if length < 1:
-        raise ConversationError("follow-ups share no conversation prefix; nothing to score against")
-    return length
 
 
 def _segments(pieces: Sequence[Sequence[Piece]]) -> list[Segment]:
