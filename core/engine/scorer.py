@@ -107,6 +107,12 @@ class FLRScorer:
         return f"{self.loaded.identity}|{str(self.loaded.dtype).removeprefix('torch.')}"
 
     @property
+    def dtype_decision(self) -> dict[str, Any] | None:
+        """What `--dtype` resolved to on this machine and why (a report's provenance)."""
+        decision = self.loaded.dtype_decision
+        return None if decision is None else decision.as_dict()
+
+    @property
     def _self_check_tolerance(self) -> float:
         return _SELF_CHECK_TOLERANCE if self.loaded.dtype == torch.float32 else _SELF_CHECK_TOLERANCE_16BIT
 

@@ -1,5 +1,5 @@
 """Where a report's numbers come from: the tool's version, the model's resolved identity, the
-follow-up set's hash and the time, recorded in REPORT.json's `settings.provenance`.
+follow-up set's hash, the dtype decision and the time, recorded in REPORT.json's `settings.provenance`.
 
 The tool's version is the git commit of this checkout when there is one (with `+dirty` for
 uncommitted changes), else the version in pyproject.toml; it is looked up once per process.
@@ -43,8 +43,9 @@ def package_version() -> str | None:
 
 def provenance(model: str, model_identity: str | None, followups_hash: str,
                dtype: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The `provenance` block of a report's settings (`dtype`: what `--dtype` resolved to on
-    this machine and why, with the CPU; `core.engine.precision.DtypeDecision.as_dict`)."""
+    """The `provenance` block of a report's settings (`dtype`: what `--dtype` resolved to when
+    the scores were computed, and why, with the CPU; `core.engine.precision.DtypeDecision.as_dict`;
+    left out when it is not known)."""
     block = {"tool_version": tool_version(), "model": model,
              "model_revision": model_identity,  # hub commit, local files' fingerprint, or None
              "followups_sha": followups_hash,
@@ -53,15 +54,3 @@ def provenance(model: str, model_identity: str | None, followups_hash: str,
         block["dtype"] = dtype
     return block
 
-
-def dtype_provenance(dtype: str, device: str) -> dict[str, Any] | None:
-    """The dtype decision for these settings on this machine, or None where the device is not
-    here (a report read entirely from the score cache on another machine)."""
-    from core.engine.models import resolve_device
-    from core.engine.precision import decide_dtype
-    from core.errors import ModelLoadError
-
-    try:
-        return decide_dtype(dtype, resolve_device(device)).as_dict()
-    except ModelLoadError:
-        return None

@@ -17,7 +17,6 @@ from core.engine.conversation import from_utterances
 from core.engine.followups import followups_from_mapping
 from core.engine.models import load_model, resolve_dtype
 from core.engine.scorer import FLRScorer
-from core.evaluation.provenance import dtype_provenance
 
 XEON_AMX = ("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\n"
             "flags\t\t: fpu sse2 avx avx2 avx512f avx512bw avx512_bf16 amx_bf16 amx_tile amx_int8\n"
@@ -50,17 +49,25 @@ def test_auto_picks_bf16_on_cpu_only_with_bf16_hardware(monkeypatch, cpuinfo, ex
     assert resolve_dtype("bfloat16", CPU) == torch.bfloat16
 
 
-def test_the_decision_and_the_cpu_go_into_the_reports_provenance(monkeypatch):
+def test_the_decision_and_the_cpu_are_stated(monkeypatch):
     use_cpu(monkeypatch, XEON_AMX)
-    block = dtype_provenance("auto", "cpu")
+    block = precision.decide_dtype("auto", CPU).as_dict()
     assert block["dtype"] == "bfloat16" and "amx_bf16" in block["reason"]
     assert block["cpu"].startswith("Intel(R) Xeon(R) Platinum 8481C (")
     use_cpu(monkeypatch, AMD_AVX2)
-    block = dtype_provenance("auto", "cpu")
+    block = precision.decide_dtype("auto", CPU).as_dict()
     assert block == {"requested": "auto", "dtype": "float32", "cpu": "AMD EPYC (avx2; no amx_bf16, avx512_bf16)",
                      "reason": block["reason"]}
     assert "no native bf16" in block["reason"]
-    assert "multiply in float32" in dtype_provenance("bfloat16", "cpu")["reason"]
+    assert "multiply in float32" in precision.decide_dtype("bfloat16", CPU).reason
+
+
+def test_a_loaded_model_and_its_scorer_carry_the_decision_it_was_loaded_under(tiny_model_dir, monkeypatch):
+    use_cpu(monkeypatch, XEON_AMX)  # auto picks bf16 here: the decision is what was loaded
+    config = ScoringConfig(model=str(tiny_model_dir), device="cpu", dtype="auto")
+    loaded = load_model(config)
+    assert loaded.dtype == torch.bfloat16 and loaded.dtype_decision.dtype == "bfloat16"
+    assert FLRScorer(loaded, config).dtype_decision == precision.decide_dtype("auto", CPU).as_dict()
 
 
 def test_emulated_bf16_linear_multiplies_in_fp32_and_rounds_to_bf16(monkeypatch):
