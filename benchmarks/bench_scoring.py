@@ -23,7 +23,16 @@ slows both sides of a pair. The floor counts every conversation and follow-up to
 whole model; the engine does less (no output head on conversation tokens, shared follow-up
 tokens once), so it also prints its own linear-layer arithmetic and the throughput it ran at.
 
+Then, on this machine's CPU (its name and bf16 flags printed), fp32 against bf16
+(`--skip-precision` leaves it out): the engine's time on the long reply in each, the
+matrix-multiply rate and the full-compute floor in each (both measured in this run), the ratio
+bf16 / fp32, what `--dtype auto` picks here, and the agreement of bf16 with fp32 on held-out
+pairs (`--pairs N`, default 200: half HH-RLHF helpful-base test, half LLMBar Natural): the
+largest and mean per-follow-up difference, the share of pairs whose preferred reply changes,
+and the overall FLR in each (`decision_agreement`).
+
     .venv/bin/python benchmarks/bench_scoring.py                     # embedded, CPU, float32
+    .venv/bin/python benchmarks/bench_scoring.py --pairs 40          # a shorter fp32/bf16 comparison
     .venv/bin/python benchmarks/bench_scoring.py --device cuda --dtype bfloat16 --model M
     .venv/bin/python benchmarks/bench_scoring.py --random-config config.json --device cuda
 
@@ -39,6 +48,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -54,8 +64,11 @@ from core.engine.models import LoadedModel, load_model, resolve_device, resolve_
 from core.engine.rendering import Request, render  # noqa: E402
 from core.engine.scorer import FLRScorer  # noqa: E402
 from core.engine.fast.trie import SuffixTrie  # noqa: E402
+from core.engine.precision import cpu_info, decide_dtype  # noqa: E402
+from core.errors import ConversationError  # noqa: E402
 
 MT_BENCH = ROOT.parent / "shared" / "data" / "mt_bench_questions"
+PAIR_SETS = ("hh_rlhf/helpful-base-test.jsonl.gz", "llmbar/LLMBar_Natural.json")  # held-out pairs, half each
 CONVERSATIONS = {"2-turn": (106, 2), "long": (105, 4)}  # MT-Bench question id, utterances
 
 
@@ -77,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lm-eval-batch-size", type=int, default=8)
     parser.add_argument("--skip-loop", action="store_true")
     parser.add_argument("--skip-lm-eval", action="store_true")
+    parser.add_argument("--skip-precision", action="store_true",
+                        help="leave out the fp32 / bf16 comparison")
+    parser.add_argument("--pairs", type=int, default=200,
+                        help="held-out pairs for the bf16 / fp32 agreement (0: none)")
+    parser.add_argument("--pair-data", type=Path,
+                        help="folder holding " + " and ".join(PAIR_SETS) + " (default: --data's parent)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -131,12 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in rows:
         for line in row["agreement"]:
             print(f"{row['name']}: {line}")
+    precision = None if args.skip_precision else compare_precision(config, followups, texts, args)
     if args.json:
         args.json.write_text(json.dumps({
             "model": loaded.name, "parameters": params, "device": str(loaded.device),
             "dtype": str(loaded.dtype), "threads": torch.get_num_threads(),
             "load_start": load_start, "load_end": load_end,
-            "matmul_flops": throughput, "rows": rows,
+            "matmul_flops": throughput, "rows": rows, "precision": precision,
         }, indent=2))
     return 0 if all(row["agree"] for row in rows) else 1
 
@@ -211,6 +231,157 @@ def bench_one(name: str, conversation: Conversation, scorer: FLRScorer, followup
         print(f"  lm-eval: {row['lm_eval_s']:.2f} s")
     row["agree"] = agree
     return row
+
+
+Scored = tuple[float, Sequence[float]]  # one reply: (overall FLR, value of each follow-up)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How far one computation's pairwise scores are from a reference's (bf16 against fp32)."""
+
+    pairs: int
+    max_followup_difference: float  # largest |difference| of one follow-up's value
+    mean_followup_difference: float  # mean |difference| over every follow-up of every reply
+    changed: int  # pairs whose preferred reply differs (chosen, rejected, or a tie)
+    reference_flr: float  # mean overall FLR over every reply of every pair
+    other_flr: float
+
+    @property
+    def changed_share(self) -> float:
+        return self.changed / self.pairs
+
+    @property
+    def flr_difference(self) -> float:
+        return self.other_flr - self.reference_flr
+
+
+def decision_agreement(reference: Sequence[tuple[Scored, Scored]],
+                       other: Sequence[tuple[Scored, Scored]]) -> Agreement:
+    """Agreement of `other` with `reference` on the same pairs, each a (chosen, rejected) reply.
+
+    A pair's preferred reply is the one with the higher overall FLR (equal FLRs: a tie), so a
+    pair changes when the sign of FLR(chosen) - FLR(rejected) changes, to a tie included."""
+    if len(reference) != len(other) or not reference:
+        raise ValueError(f"need the same, non-zero number of pairs; got {len(reference)} and {len(other)}")
+    differences = []
+    for ref_pair, other_pair in zip(reference, other):
+        for (_, ref_values), (_, other_values) in zip(ref_pair, other_pair):
+            if len(ref_values) != len(other_values):
+                raise ValueError("the two computations scored different follow-ups")
+            differences += [abs(a - b) for a, b in zip(ref_values, other_values)]
+
+    def preferred(pair: tuple[Scored, Scored]) -> int:
+        margin = pair[0][0] - pair[1][0]
+        return (margin > 0) - (margin < 0)
+
+    changed = sum(preferred(a) != preferred(b) for a, b in zip(reference, other))
+    return Agreement(len(reference), max(differences, default=0.0),
+                     statistics.fmean(differences) if differences else 0.0, changed,
+                     statistics.fmean(side[0] for pair in reference for side in pair),
+                     statistics.fmean(side[0] for pair in other for side in pair))
+
+
+def held_out_pairs(folder: Path, count: int) -> list[tuple[str, Conversation, Conversation]]:
+    """Up to `count` (source, chosen, rejected) pairs, the first ones of each of `PAIR_SETS`
+    (half each, the second set taking what the first lacks); rows the reader refuses are skipped."""
+    from core.evaluation.detect import detect_benchmarks
+    from core.names import COL_CONVERSATION, COL_ERROR, COL_ROW, COL_SIDE
+
+    pairs: list[tuple[str, Conversation, Conversation]] = []
+    for k, name in enumerate(PAIR_SETS):
+        want = (count - len(pairs)) // (len(PAIR_SETS) - k)
+        if want <= 0:
+            continue
+        (benchmark,) = detect_benchmarks([folder / name])
+        frame = benchmark.frame[benchmark.frame[COL_ERROR].isna()]
+        for _, rows in frame.groupby(COL_ROW, sort=True):
+            sides = dict(zip(rows[COL_SIDE], rows[COL_CONVERSATION]))
+            if set(sides) == {"chosen", "rejected"}:
+                pairs.append((benchmark.name, sides["chosen"], sides["rejected"]))
+                want -= 1
+            if want == 0:
+                break
+    return pairs
+
+
+def compare_precision(config: ScoringConfig, followups: Any, texts: list[str],
+                      args: argparse.Namespace) -> dict[str, Any]:
+    """fp32 against bf16 on this machine: the long reply's engine time, the matmul rate and the
+    full-compute floor in each, and the agreement on held-out pairs (printed and returned)."""
+    cpu = cpu_info()
+    device = resolve_device(config.device)
+    auto = decide_dtype("auto", device)
+    print(f"\nfp32 against bf16 on {device}; CPU: {cpu.describe()}, native bf16: "
+          f"{'yes' if cpu.native_bf16 else 'no'}; --dtype auto picks {auto.dtype} ({auto.reason})")
+    conversation = mt_bench_conversation(args.data, *CONVERSATIONS["long"])
+    result: dict[str, Any] = {"cpu": cpu.describe(), "native_bf16": cpu.native_bf16, "auto": auto.as_dict(),
+                              "dtypes": {}}
+    scorers = {}
+    for dtype in ("float32", "bfloat16"):
+        dtype_config = config.with_changes(dtype=dtype)
+        loaded = load_model(dtype_config)
+        if args.random_config:
+            loaded = random_model(loaded, Path(args.random_config), dtype_config)
+        scorer = scorers[dtype] = FLRScorer(loaded, dtype_config)
+        params = loaded.model.num_parameters()
+        requests = render(loaded.tokenizer, conversation, texts, mode="base", aggregation="mean",
+                          max_length=scorer.max_length).requests
+        tokens = _common_prefix(requests) + sum(len(r.positions) for r in requests)
+        scorer.score(conversation, followups)  # warm-up and self-check
+        times = _timed(lambda: scorer.score(conversation, followups), args.repeats, loaded)
+        rate = max(matmul_throughput(loaded), matmul_throughput(loaded))
+        engine, floor = statistics.median(times), 2 * params * tokens / rate
+        result["dtypes"][dtype] = {"engine_s": engine, "engine_all_s": times, "matmul_flops": rate,
+                                   "floor_s": floor, "shared_prefix": scorer.uses_shared_prefix}
+    print("| dtype | long reply, engine s | matmul GFLOP/s (this run) | full-compute floor s | engine / floor |")
+    print("|---|---|---|---|---|")
+    for dtype, row in result["dtypes"].items():
+        print(f"| {dtype} | {row['engine_s']:.3f} | {row['matmul_flops'] / 1e9:.1f} | {row['floor_s']:.3f} | "
+              f"{row['engine_s'] / row['floor_s']:.2f} |")
+    fp32, bf16 = result["dtypes"]["float32"], result["dtypes"]["bfloat16"]
+    result["bf16_over_fp32"] = bf16["engine_s"] / fp32["engine_s"]
+    print(f"bf16 / fp32 engine time on the long reply: {result['bf16_over_fp32']:.2f} "
+          f"(bf16 / fp32 matmul rate: {bf16['matmul_flops'] / fp32['matmul_flops']:.2f})")
+    if args.pairs > 0:
+        result["agreement"] = pair_agreement(scorers, followups, texts, args)
+    return result
+
+
+def pair_agreement(scorers: dict[str, FLRScorer], followups: Any, texts: list[str],
+                   args: argparse.Namespace) -> dict[str, Any]:
+    """bf16's `decision_agreement` with fp32 on `args.pairs` held-out pairs (printed)."""
+    pairs = held_out_pairs(args.pair_data or args.data.parent, args.pairs)
+    scored: dict[str, list[tuple[Scored, Scored]]] = {dtype: [] for dtype in scorers}
+    seconds = dict.fromkeys(scorers, 0.0)
+    sources: dict[str, int] = {}
+    skipped = 0
+    for source, chosen, rejected in pairs:
+        try:
+            both = {}
+            for dtype, scorer in scorers.items():
+                start = time.perf_counter()
+                both[dtype] = scorer.score_many([chosen, rejected], followups)
+                seconds[dtype] += time.perf_counter() - start
+        except ConversationError:  # e.g. longer than the model's context
+            skipped += 1
+            continue
+        for dtype, results in both.items():
+            scored[dtype].append(tuple((r.flr, _flat(r, texts)) for r in results))  # type: ignore[arg-type]
+        sources[source] = sources.get(source, 0) + 1
+    agreement = decision_agreement(scored["float32"], scored["bfloat16"])
+    described = ", ".join(f"{n} {name}" for name, n in sources.items())
+    print(f"bf16 against fp32 on {agreement.pairs} held-out pairs ({described}"
+          f"{f'; {skipped} skipped' if skipped else ''}; scoring took {seconds['float32']:.0f} s in fp32, "
+          f"{seconds['bfloat16']:.0f} s in bf16):")
+    print(f"  per-follow-up |difference|: max {agreement.max_followup_difference:.4f}, "
+          f"mean {agreement.mean_followup_difference:.4f}")
+    print(f"  preferred reply changed on {agreement.changed} of {agreement.pairs} pairs "
+          f"({agreement.changed_share:.1%})")
+    print(f"  overall FLR (mean over {2 * agreement.pairs} replies): fp32 {agreement.reference_flr:.4f}, "
+          f"bf16 {agreement.other_flr:.4f}, difference {agreement.flr_difference:+.4f}")
+    return {**asdict(agreement), "changed_share": agreement.changed_share, "sources": sources,
+            "skipped": skipped, "seconds": seconds}
 
 
 def engine_arithmetic(scorer: FLRScorer, requests: Sequence[Request], prefix: int) -> tuple[int, int]:

@@ -43,12 +43,14 @@ class FakeScorer:
     def __init__(self, config: ScoringConfig | None = None,
                  value: Callable[[str], float] | None = None, *,
                  name: str = "fake", fail_after: int | None = None,
-                 reject: Callable[[Conversation], str | None] | None = None) -> None:
+                 reject: Callable[[Conversation], str | None] | None = None,
+                 dtype_decision: dict | None = None) -> None:
         self.config = config or ScoringConfig(model="fake")
         self.value = value or text_hash_value
         self.name = name
         self.fail_after = fail_after  # raise RuntimeError when asked for conversation k+1
         self.reject = reject  # returns a reason to raise ConversationError for a conversation
+        self.dtype_decision = dtype_decision  # what FLRScorer states for the report's provenance
         self.calls = 0  # score / score_many calls
         self.conversations = 0  # conversations scored
 

@@ -57,6 +57,7 @@ class LoadedModel:
     dtype: Any  # torch.dtype
     identity: str
     name: str
+    dtype_decision: Any = None  # core.engine.precision.DtypeDecision: what --dtype resolved to, and why
 
     @property
     def max_context(self) -> int:
@@ -91,16 +92,13 @@ def resolve_device(name: str) -> Any:
 
 
 def resolve_dtype(name: str, device: Any) -> Any:
-    """"auto": bfloat16 on GPUs that support it, float16 on other GPUs, float32 on CPU."""
+    """"auto": bfloat16 on GPUs that support it, float16 on other GPUs; on CPU bfloat16 only
+    where the CPU has bf16 hardware, float32 elsewhere (`core.engine.precision.decide_dtype`)."""
     import torch
 
-    if name != "auto":
-        return getattr(torch, name)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
+    from core.engine.precision import decide_dtype
+
+    return getattr(torch, decide_dtype(name, device).dtype)
 
 
 def embedded_gguf_path() -> Path | None:
@@ -114,9 +112,20 @@ def embedded_gguf_path() -> Path | None:
 
 
 def load_model(config: ScoringConfig) -> LoadedModel:
-    """Load the model and tokenizer that `config.model` names, on the configured device."""
+    """Load the model and tokenizer that `config.model` names, on the configured device, with
+    the dtype decision it was loaded under (`core.engine.precision.decide_dtype`)."""
+    import torch
+
+    from core.engine.precision import decide_dtype
+
     device = resolve_device(config.device)
-    dtype = resolve_dtype(config.dtype, device)
+    decision = decide_dtype(config.dtype, device)
+    loaded = _load_model(config, device, getattr(torch, decision.dtype))
+    loaded.dtype_decision = decision
+    return loaded
+
+
+def _load_model(config: ScoringConfig, device: Any, dtype: Any) -> LoadedModel:
     source, revision = split_revision(config.model)
     if source == EMBEDDED_MODEL:
         gguf = embedded_gguf_path()

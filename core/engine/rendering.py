@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from core.engine.conversation import ASSISTANT, USER, Conversation
-from core.engine.spans import message_span, render_text
+from core.engine.spans import common_prefix, message_span, render_text
 from core.engine.truncation import cut_characters, fit_exchanges
 from core.errors import ConversationError
 from core.limits import InputLimits
@@ -84,6 +84,19 @@ class RenderedConversation:
     dropped_tokens: int  # tokens cut from the left after that (single long exchange)
     warnings: tuple[str, ...]
     reply: ReplySpan | None = None  # the reply's tokens inside the conversation prefix
+
+
+def shared_prefix_length(requests: Sequence[Request]) -> int:
+    """Longest prefix shared by all requests that ends at or before the first position read
+    (the conversation the scorer computes once for all of its follow-ups)."""
+    first = requests[0].ids
+    limit = min(min(r.positions) for r in requests) + 1
+    length = min(limit, min(len(r.ids) for r in requests))
+    for r in requests[1:]:
+        length = common_prefix(first[:length], r.ids[:length])
+    if length < 1:
+        raise ConversationError("follow-ups share no conversation prefix; nothing to score against")
+    return length
 
 
 def render(tokenizer: Any, conversation: Conversation, followups: Sequence[str], *,

@@ -30,26 +30,26 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 
-from core.engine.fast import allocator
+from core.engine import precision
+from core.engine.fast import allocator, attention
 from core.engine.stopping import check_stop
-
-from core.engine.fast import attention
 from core.engine.config import ScoringConfig
 from core.engine.direct import DirectReader
 from core.engine.conversation import Conversation
-from core.errors import ConversationError
 from core.engine.followups import FollowupSet
 from core.engine.models import LoadedModel, load_model
 from core.engine.fast.packing import Pass, PrefixBlock, Segment, in_order, pack_rows, plan_passes, row_width
-from core.engine.rendering import RenderedConversation, Request, render
-from core.engine.spans import common_prefix
+from core.engine.rendering import RenderedConversation, Request, render, shared_prefix_length
 from core.engine.fast.trie import ROOT, Piece, SuffixTrie
 from core.engine.results import CategoryScore, ConversationScore
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
-_SELF_CHECK_TOLERANCE = 1e-3  # float32 fast path agrees to ~1e-6; bf16 needs the slack
+_SELF_CHECK_TOLERANCE = 1e-3  # float32: the fast path agrees with the reference to ~1e-6
+# 16-bit types: two bf16 computations in different orders differ by 1.0-1.4e-2 (relative) on the
+# embedded model (5 MT-Bench conversations); at 1e-3 every bf16 model fell back to the slow path
+_SELF_CHECK_TOLERANCE_16BIT = 5e-2
 TOKENS_PER_SEQUENCE = 64  # a batch of N follow-ups = N x this many suffix tokens per pass
 _PREFIX_BUDGET_FACTOR = 4  # conversations whose prefixes are held at once: this x the pass budget
 _MAX_LOGIT_ELEMENTS = 1 << 24  # logits computed at once (rows x vocabulary; 64 MB in float32)
@@ -97,6 +97,7 @@ class FLRScorer:
         self._oom_budget: int | None = None  # token budget that survived an out-of-memory retry
         if getattr(loaded.device, "type", None) == "cpu":
             allocator.keep_freed_memory()  # no page faults on every pass's activations
+            precision.compute_in_fp32(loaded.model)  # bf16 without bf16 hardware: fp32 multiplies
         if self._shared_prefix:
             attention.register()
             loaded.model.set_attn_implementation(attention.PREFIX_ATTENTION)
@@ -104,6 +105,16 @@ class FLRScorer:
     @property
     def identity(self) -> str:
         return f"{self.loaded.identity}|{str(self.loaded.dtype).removeprefix('torch.')}"
+
+    @property
+    def dtype_decision(self) -> dict[str, Any] | None:
+        """What `--dtype` resolved to on this machine and why (a report's provenance)."""
+        decision = self.loaded.dtype_decision
+        return None if decision is None else decision.as_dict()
+
+    @property
+    def _self_check_tolerance(self) -> float:
+        return _SELF_CHECK_TOLERANCE if self.loaded.dtype == torch.float32 else _SELF_CHECK_TOLERANCE_16BIT
 
     @property
     def uses_shared_prefix(self) -> bool:
@@ -161,7 +172,7 @@ class FLRScorer:
             probe = list(range(min(2, len(requests))))
             expected = self.score_reference([requests[i] for i in probe])
             worst = max(abs(values[i] - e) / max(1.0, abs(e)) for i, e in zip(probe, expected))
-            if worst > _SELF_CHECK_TOLERANCE:
+            if worst > self._self_check_tolerance:
                 log.warning("shared-prefix scoring differs from the reference by %.2e on %s; "
                             "using per-sequence scoring for this model", worst, self.loaded.name)
                 self._shared_prefix = False
@@ -247,7 +258,7 @@ class FLRScorer:
         suffix row attends to its own conversation's prefix, and the follow-ups' suffixes go
         in as a token trie (`core.engine.fast.trie`), so a token several follow-ups share is computed and
         read out once."""
-        prefix_lens = [_shared_prefix_length(g) if g else 0 for g in groups]
+        prefix_lens = [shared_prefix_length(g) if g else 0 for g in groups]
         prefix_ids = [g[0].ids[:length] if g else () for g, length in zip(groups, prefix_lens)]
         tries = [SuffixTrie([r.ids[length:r.needed_length] for r in g])
                  for g, length in zip(groups, prefix_lens)]
@@ -432,7 +443,7 @@ class FLRScorer:
         head = self.loaded.model.get_output_embeddings()
         if isinstance(head, torch.nn.Linear):
             bias = None if head.bias is None else head.bias[first:end]
-            logits = torch.nn.functional.linear(hidden, head.weight[first:end], bias).float()
+            logits = precision.linear(hidden, head.weight[first:end], bias).float()
         else:
             logits = head(hidden)[..., first:end].float()
         scale = getattr(config, "logit_scale", None)  # e.g. Cohere multiplies
@@ -458,18 +469,6 @@ def _result(followups: FollowupSet, texts: Sequence[str], rendered: RenderedConv
     )
     context = min(len(r.ids) for r in rendered.requests)
     return ConversationScore(categories, rendered.warnings, rendered.dropped_utterances, context, direct)
-
-
-def _shared_prefix_length(requests: Sequence[Request]) -> int:
-    """Longest prefix shared by all requests that ends at or before the first position read."""
-    first = requests[0].ids
-    limit = min(min(r.positions) for r in requests) + 1
-    length = min(limit, min(len(r.ids) for r in requests))
-    for r in requests[1:]:
-        length = common_prefix(first[:length], r.ids[:length])
-    if length < 1:
-        raise ConversationError("follow-ups share no conversation prefix; nothing to score against")
-    return length
 
 
 def _segments(pieces: Sequence[Sequence[Piece]]) -> list[Segment]:

@@ -1,5 +1,5 @@
 """Where a report's numbers come from: the tool's version, the model's resolved identity, the
-follow-up set's hash and the time, recorded in REPORT.json's `settings.provenance`.
+follow-up set's hash, the dtype decision and the time, recorded in REPORT.json's `settings.provenance`.
 
 The tool's version is the git commit of this checkout when there is one (with `+dirty` for
 uncommitted changes), else the version in pyproject.toml; it is looked up once per process.
@@ -41,9 +41,16 @@ def package_version() -> str | None:
         return None
 
 
-def provenance(model: str, model_identity: str | None, followups_hash: str) -> dict[str, Any]:
-    """The `provenance` block of a report's settings."""
-    return {"tool_version": tool_version(), "model": model,
-            "model_revision": model_identity,  # hub commit, local files' fingerprint, or None
-            "followups_sha": followups_hash,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+def provenance(model: str, model_identity: str | None, followups_hash: str,
+               dtype: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `provenance` block of a report's settings (`dtype`: what `--dtype` resolved to when
+    the scores were computed, and why, with the CPU; `core.engine.precision.DtypeDecision.as_dict`;
+    left out when it is not known)."""
+    block = {"tool_version": tool_version(), "model": model,
+             "model_revision": model_identity,  # hub commit, local files' fingerprint, or None
+             "followups_sha": followups_hash,
+             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if dtype is not None:
+        block["dtype"] = dtype
+    return block
+

@@ -34,7 +34,7 @@ from core.locations import ASSETS_DIR, CODE_DIR, cache_dir
 log = logging.getLogger(__name__)
 
 CACHE_FILE = "scores.sqlite"
-KNOWN_TABLES = ("scores", "failures", "identities", "reports")  # every table this program makes
+KNOWN_TABLES = ("scores", "failures", "identities", "dtypes", "reports")  # every table this program makes
 MAX_MEMO_BYTES = 32 * 1024 * 1024  # larger exports are recomputed rather than stored
 
 _SCHEMA = """

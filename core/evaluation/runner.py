@@ -5,6 +5,12 @@ still needs a score, looks it up in the SQLite cache (`core.evaluation.score_cac
 something is missing calls `scorer_factory()` (so a rerun never loads the model). New scores are
 committed chunk by chunk; a killed run resumes where it stopped and ends with the same report,
 because nothing in the report depends on what was cached.
+
+The report's provenance states the dtype decision the scores were computed under (`dtype`: what
+`--dtype` resolved to, why, and the CPU): from the scorer when a model is loaded, and stored
+with the identity in the score cache, so a rerun served from the cache states the same decision
+without loading anything. It is omitted when nothing was scored (precomputed files only), when
+the scorer states none (a fake or a cluster of workers) and for scores cached before it existed.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ class _Found:
     scores: dict[str, ConversationScore] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    dtype: dict[str, Any] | None = None  # the dtype decision the scores were computed under
 
     def missing(self, needed: dict[str, Conversation]) -> list[str]:
         return [h for h in needed if h not in self.scores and h not in self.failures]
@@ -94,6 +101,7 @@ def run_evaluation(benchmarks: Sequence[Benchmark], *, scorer_factory: Callable[
             found.stats["identity"] = identity
             if identity is not None:
                 found.scores, found.failures = cache.get_many(identity, settings, followups, needed)
+                found.dtype = cache.known_dtype(identity)
             missing = found.missing(needed)
             found.stats["from_cache"] = len(found.scores) + len(found.failures)
             if missing and cancel is not None and cancel.is_set():
@@ -108,6 +116,11 @@ def run_evaluation(benchmarks: Sequence[Benchmark], *, scorer_factory: Callable[
                     cache.remember_identity(mkey, identity)
                     found.scores, found.failures = cache.get_many(identity, settings, followups, needed)
                     missing = found.missing(needed)
+                    found.dtype = cache.known_dtype(identity)
+                decision = getattr(scorer, "dtype_decision", None)  # optional: FLRScorer states it
+                if decision is not None:
+                    found.dtype = decision
+                    cache.remember_dtype(identity, decision)
                 batch = _CachedScoring(scorer, cache, identity, settings, followups)
                 cancelled = batch.score([(h, needed[h]) for h in missing], found, options.chunk_size,
                                         progress, cancel)
@@ -122,7 +135,7 @@ def run_evaluation(benchmarks: Sequence[Benchmark], *, scorer_factory: Callable[
                        "intervals": {"accuracy": "Wilson score 95%",
                                      "correlations": "percentile bootstrap 95% over rows"},
                        "provenance": provenance(config.model, found.stats.get("identity"),
-                                                followups.fingerprint())}
+                                                followups.fingerprint(), found.dtype)}
     if options.datasets:  # absent for files, as before
         report_settings["provenance"]["datasets"] = [dict(d) for d in options.datasets]
     log.info("evaluated %d benchmark(s): %d conversations scored, %d from the cache",

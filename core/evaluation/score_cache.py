@@ -15,7 +15,10 @@ model) are remembered too, with the reason, so a rerun skips them without loadin
 Shortcut taken on purpose: the scorer's identity is only known once the model is loaded, but
 a rerun must find its scores without loading it. The cache therefore remembers which identity
 a configuration (model name, device, dtype, and for a local model its files' sizes and
-modification times) produced last time, and looks scores up under that identity first.
+modification times) produced last time, and looks scores up under that identity first. For the
+same reason it keeps, per identity, the dtype decision the model was loaded under
+(`core.engine.precision.DtypeDecision.as_dict`), so a report served from the cache states the
+decision its scores were computed under without loading the model (or importing torch).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import json
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from core.engine.config import ScoringConfig
 from core.engine.conversation import Conversation
@@ -48,6 +51,7 @@ CREATE TABLE IF NOT EXISTS failures (
     conversation TEXT NOT NULL, reason TEXT NOT NULL,
     PRIMARY KEY (identity, settings, followups, conversation));
 CREATE TABLE IF NOT EXISTS identities (model_key TEXT PRIMARY KEY, identity TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dtypes (identity TEXT PRIMARY KEY, decision TEXT NOT NULL);
 """
 
 _DIRECT_KEY = '"direct":'  # in every score stored since the Direct baseline (null if none)
@@ -127,6 +131,16 @@ class ScoreCache:
 
     def remember_identity(self, key: str, identity: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO identities VALUES (?, ?)", (key, identity))
+        self._db.commit()
+
+    def known_dtype(self, identity: str) -> dict[str, Any] | None:
+        """The dtype decision stored with `identity`'s scores (None: stored before there was one)."""
+        row = self._db.execute("SELECT decision FROM dtypes WHERE identity = ?", (identity,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def remember_dtype(self, identity: str, decision: Mapping[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO dtypes VALUES (?, ?)",
+                         (identity, json.dumps(dict(decision), sort_keys=True)))
         self._db.commit()
 
     # scores ----------------------------------------------------------------------------

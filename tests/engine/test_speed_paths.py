@@ -20,7 +20,7 @@ from core.engine.conversation import from_utterances
 from core.engine.followups import followups_from_mapping
 from core.engine.models import load_model
 from core.engine.fast.packing import Segment, pack_rows, plan_passes, row_width
-from core.engine.rendering import render
+from core.engine.rendering import render, shared_prefix_length
 from core.engine.scorer import FLRScorer
 
 FOLLOWUPS = followups_from_mapping({
@@ -254,7 +254,7 @@ def test_followups_sharing_leading_tokens_equal_the_reference(tiny_model_dir, mo
                           aggregation=aggregation, max_length=scorer.max_length).requests
         values = dict(zip(texts, scorer.score_reference(requests)))
         assert flat(result) == pytest.approx([values[t] for t in SHARED.utterances()], abs=1e-4)
-        prefix = scorer_module._shared_prefix_length(requests)
+        prefix = shared_prefix_length(requests)
         suffix_tokens += sum(r.needed_length - prefix for r in requests)
 
     slots = [(row.group, node) for step, pieces in passes for row in step.rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -275,6 +276,46 @@ def test_cli_precomputed_files_print_a_table_and_write_the_report(
     assert "golden" in out and "0.750" in out
     data = json.loads(report_path.read_text())
     assert data["benchmarks"][0]["metrics"]["accuracy"] == 0.75
+
+
+DECISION = {"requested": "auto", "dtype": "bfloat16", "cpu": "Intel(R) Xeon(R) 8481C (avx2, amx_bf16)",
+            "reason": "auto: the CPU multiplies bf16 natively (amx_bf16)"}
+
+
+def hh_pairs(path: Path, n: int) -> Path:
+    """`n` HH-RLHF-style pairs written out here (needs no shared data)."""
+    return write_jsonl(path, [{"chosen": f"\n\nHuman: question {i}?\n\nAssistant: a careful answer {i}.",
+                               "rejected": f"\n\nHuman: question {i}?\n\nAssistant: no."} for i in range(n)])
+
+
+def test_the_dtype_decision_goes_into_the_provenance_and_a_cached_rerun_states_it_without_torch(
+        tmp_path: Path) -> None:
+    path = hh_pairs(tmp_path / "helpful.jsonl", 3)
+    cache = tmp_path / "scores.sqlite"
+    factory = Factory(dtype_decision=DECISION)
+    first = evaluate(detect_benchmarks([path]), factory, cache)
+    assert first.to_dict()["settings"]["provenance"]["dtype"] == DECISION and len(factory.made) == 1
+    # The rerun, served from the score cache in a fresh process: no model, no torch, same report.
+    code = ("import json, sys; from pathlib import Path; from core.evaluation.detect import detect_benchmarks; "
+            "from tests.evaluation.test_evaluation import evaluate, timeless; "
+            "def factory(): raise AssertionError('the model was loaded'); "
+            f"report = evaluate(detect_benchmarks([Path({str(path)!r})]), factory, Path({str(cache)!r})); "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m); "
+            "print(json.dumps(timeless(report)))")
+    code = code.replace("; def factory(): raise AssertionError('the model was loaded'); ",
+                        "\ndef factory(): raise AssertionError('the model was loaded')\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == json.loads(json.dumps(timeless(first)))
+
+
+def test_no_dtype_in_the_provenance_when_nothing_states_one(tmp_path: Path) -> None:
+    precomputed = evaluate(detect_benchmarks([write_paper_files(tmp_path / "paper")]), Factory(), None)
+    assert "dtype" not in precomputed.to_dict()["settings"]["provenance"]  # nothing was scored
+    scored = evaluate(detect_benchmarks([hh_pairs(tmp_path / "helpful.jsonl", 2)]), Factory(), None)
+    assert "dtype" not in scored.to_dict()["settings"]["provenance"]  # a scorer that states none
 
 
 def test_cli_second_run_loads_no_model(shared_data: Path, tmp_path: Path,
