@@ -17,8 +17,10 @@ honoured only from a loopback peer. On a Space the peer is the Hub's proxy at a 
 (10.x, see embeddings-benchmark/mteb#4754), which uvicorn does not trust, so every visitor would
 look alike; the same rule as uvicorn's (`_TrustedHosts.get_trusted_client_address`: the
 rightmost X-Forwarded-For entry that is not itself a trusted proxy) is applied once more with
-`trusted_proxies` (loopback and private networks by default, FLR_TRUSTED_PROXIES). A visitor
-can prepend anything to X-Forwarded-For, but not change the entry the last proxy appends.
+`trusted_proxies` (FLR_TRUSTED_PROXIES; by default loopback and private networks on a Space,
+where every connection comes from the Hub's proxy, and nothing more than uvicorn's loopback
+elsewhere, where a visitor on the LAN must not be believed). A visitor can prepend anything to
+X-Forwarded-For, but not change the entry the last proxy appends.
 
 Shortcut taken on purpose: gradio's queue has no public hook for admission, so `limit_queue`
 wraps `Queue.push` and counts `Queue.event_ids_to_events` (an event is there from `push` until
@@ -38,8 +40,8 @@ from typing import Any, Iterable, Sequence
 
 log = logging.getLogger(__name__)
 
-# Loopback and private networks: where a Space's (or a typical reverse proxy's) last hop comes from.
-DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+# Loopback and private networks: where a Space's proxy connects from (trusted on a Space only).
+SPACE_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                            "fc00::/7")
 UPLOAD_PATH = "/gradio_api/upload"  # gradio/routes.py: APIRouter(prefix=API_PREFIX), @router.post("/upload")
 MAX_TRACKED_CLIENTS = 10_000  # upload windows kept at once; the least recently seen are dropped first
@@ -59,11 +61,12 @@ class TrustedProxies:
         return any(address in network for network in self.networks)
 
 
-def parse_trusted_proxies(raw: str | None) -> tuple[str, ...]:
-    """FLR_TRUSTED_PROXIES: comma-separated addresses or networks; unset: the default list,
-    empty (or "none"): trust nobody's X-Forwarded-For beyond what uvicorn already did."""
+def parse_trusted_proxies(raw: str | None, on_space: bool) -> tuple[str, ...]:
+    """FLR_TRUSTED_PROXIES: comma-separated addresses or networks; unset: `SPACE_PROXIES` on a
+    Space, none elsewhere; empty (or "none"): none. With none, X-Forwarded-For counts only as far
+    as uvicorn already believed it (from a loopback peer)."""
     if raw is None:
-        return DEFAULT_TRUSTED_PROXIES
+        return SPACE_PROXIES if on_space else ()
     if raw.strip().lower() in ("", "none"):
         return ()
     entries = tuple(entry.strip() for entry in raw.split(",") if entry.strip())
@@ -165,7 +168,7 @@ class UploadLimit:
     a body without Content-Length is cut off as well). Other requests pass untouched."""
 
     def __init__(self, app: Any, *, uploads: int, megabytes: int, window: int,
-                 trusted: Sequence[str] = DEFAULT_TRUSTED_PROXIES) -> None:
+                 trusted: Sequence[str] = ()) -> None:
         self.app = app
         self.uploads, self.megabytes, self.window = uploads, megabytes, window
         self.budget = megabytes * 1024 * 1024

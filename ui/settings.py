@@ -69,7 +69,7 @@ class AppSettings:
             if value < 1:
                 raise ConfigError(f"{name} must be at least 1; got {value}")
         if self.trusted_proxies is None:
-            object.__setattr__(self, "trusted_proxies", parse_trusted_proxies(None))
+            object.__setattr__(self, "trusted_proxies", parse_trusted_proxies(None, on_space=bool(self.space_id)))
         if self.concurrency < 1:
             raise ConfigError(f"FLR_CONCURRENCY must be at least 1; got {self.concurrency}")
         if self.config.trust_remote_code and not self.allowed_models:
@@ -151,7 +151,7 @@ class AppSettings:
             uploads_per_client=_int(env, "FLR_MAX_UPLOADS_PER_CLIENT", 20),
             upload_mb_per_client=_int(env, "FLR_MAX_UPLOAD_MB_PER_CLIENT", 200),
             upload_window=_int(env, "FLR_UPLOAD_WINDOW", 600),
-            trusted_proxies=parse_trusted_proxies(env.get("FLR_TRUSTED_PROXIES")),
+            trusted_proxies=parse_trusted_proxies(env.get("FLR_TRUSTED_PROXIES"), on_space=bool(space_id)),
             server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
             server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
         )

@@ -25,9 +25,11 @@ from typing import Iterator
 import httpx
 import pytest
 
+from core.errors import ConfigError
 from tests.ui.test_app_client import free_port
 from ui import client_limits
 from ui.client_limits import TrustedProxies, client_address
+from ui.settings import AppSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90  # seconds for the app to come up on a busy machine (not a measurement)
@@ -108,8 +110,10 @@ def test_one_client_gets_at_most_its_share_of_the_queue_whatever_its_session_has
     assert [r.status_code for r in flood] == [200] * EVENTS, [r.text for r in flood]
     refused = join(url, fn, "198.51.100.7")
     assert refused.status_code == 429, refused.text
-    # gradio's page shows `detail` of a non-503 answer from queue/join as the error's text
-    # (the @gradio/client bundle: `t!==200` -> `message: e.detail||e.error`), not "Error" alone
+    # gradio 6.31's page shows `detail` of a non-503, non-422 answer from queue/join: its client
+    # bundle turns it into a status `{stage: "error", message: e.detail||e.error}` and Blocks into
+    # an error toast, `log_cb(s?._title??"Error", message, ..., "error")`: "Error" over this
+    # sentence (a 503 would show only "This application is currently busy. Please try again.")
     message = refused.json()["detail"]
     assert message == client_limits.queue_refusal(EVENTS)
     assert "at most 4 requests per visitor" in message and "flr evaluate" in message
@@ -158,7 +162,7 @@ def test_an_upload_over_the_byte_budget_is_refused_and_not_kept(app, chunked: bo
 
 
 def test_the_client_is_the_last_untrusted_hop() -> None:
-    space = TrustedProxies(client_limits.DEFAULT_TRUSTED_PROXIES)
+    space = TrustedProxies(client_limits.SPACE_PROXIES)
     # on a Space the peer is the Hub's proxy at a private address; it appends the visitor's address
     assert client_address("10.16.3.80", ["6.6.6.6, 198.51.100.7"], space) == "198.51.100.7"
     assert client_address("10.16.3.80", ["6.6.6.6", "198.51.100.7:5123, 10.0.0.2"], space) == "198.51.100.7"
@@ -166,6 +170,16 @@ def test_the_client_is_the_last_untrusted_hop() -> None:
     assert client_address("10.16.3.80", [], space) == "10.16.3.80"
     assert client_address("10.16.3.80", ["[2001:db8::1]:443"], space) == "2001:db8::1"
     assert client_address("10.16.3.80", ["6.6.6.6"], TrustedProxies(())) == "10.16.3.80"
+    # only on a Space is a private peer a proxy; on a LAN it is a visitor who may write anything
+    assert AppSettings.from_env({"SPACE_ID": "me/flr"}).trusted_proxies == client_limits.SPACE_PROXIES
+    assert AppSettings.from_env({"FLR_ALLOWED_MODELS": "org/a"}).trusted_proxies == ()
+    assert AppSettings(allowed_models=("org/a",)).trusted_proxies == ()
+    assert AppSettings.from_env({"SPACE_ID": "me/flr", "FLR_TRUSTED_PROXIES": "10.1.0.0/16"}).trusted_proxies == (
+        "10.1.0.0/16",)
+    with pytest.raises(ConfigError, match="FLR_TRUSTED_PROXIES: 'proxy.local' is not an IP address"):
+        AppSettings.from_env({"FLR_TRUSTED_PROXIES": "proxy.local"})
+    with pytest.raises(ConfigError, match="FLR_MAX_EVENTS_PER_CLIENT must be at least 1"):
+        AppSettings.from_env({"FLR_MAX_EVENTS_PER_CLIENT": "0"})
 
 
 def test_limits_only_in_hosted_mode_and_the_gradio_internals_they_read(tmp_path) -> None:
@@ -173,7 +187,6 @@ def test_limits_only_in_hosted_mode_and_the_gradio_internals_they_read(tmp_path)
 
     from tests.fakes import FakeScorer
     from ui.app import build_app, launch_options
-    from ui.settings import AppSettings
 
     local = AppSettings(work_dir=tmp_path)
     hosted = AppSettings.from_env({"SPACE_ID": "me/flr", "FLR_WORK_DIR": str(tmp_path),
