@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui import tab_about, tab_batch, tab_dashboards, tab_mine, tab_score
+from ui import client_limits, tab_about, tab_batch, tab_dashboards, tab_mine, tab_score
 from ui.context import AppContext, render_controls
 from ui.settings import AppSettings
 from ui.state import AppState, ScorerFactory
@@ -60,18 +60,29 @@ def build_app(settings: AppSettings | None = None, *, scorer_factory: ScorerFact
             with gr.Tab("About", id="about"):
                 tab_about.build(ctx)
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
+    if settings.hosted:  # a visitor's random session hashes do not buy more queue slots
+        client_limits.limit_queue(demo, settings.events_per_client,
+                                  client_limits.TrustedProxies(settings.trusted_proxies))
     return demo
 
 
 def launch_options(settings: AppSettings, **overrides: Any) -> dict[str, Any]:
-    """Keyword arguments for `demo.launch`: server address, upload limit, styling, and which of
-    the server's folders gradio may hand to visitors (`served_paths`)."""
+    """Keyword arguments for `demo.launch`: server address, upload limit, styling, which of
+    the server's folders gradio may hand to visitors (`served_paths`), and in hosted mode the
+    per-visitor upload limit (`ui.client_limits.UploadLimit`, a middleware of gradio's app)."""
     allowed, blocked = served_paths(settings)
     options: dict[str, Any] = dict(
         server_name=settings.server_name, server_port=settings.server_port,
         max_file_size=settings.max_file_size, css=CSS, theme=gr.themes.Soft(),
         allowed_paths=allowed, blocked_paths=blocked,
     )
+    if settings.hosted:
+        from starlette.middleware import Middleware
+
+        options["app_kwargs"] = {"middleware": [Middleware(
+            client_limits.UploadLimit, uploads=settings.uploads_per_client,
+            megabytes=settings.upload_mb_per_client, window=settings.upload_window,
+            trusted=settings.trusted_proxies)]}
     options.update(overrides)
     return options
 

@@ -8,7 +8,10 @@ folder, .gguf file or "embedded"), which suits a local install.
 
 In hosted mode the Batch tab's "Dataset by name" (and the public /evaluate API) takes only the
 Hub ids listed in `FLR_ALLOWED_DATASETS` (none by default), and one run scores at most
-`FLR_MAX_RUN_CONVERSATIONS` conversations not already cached.
+`FLR_MAX_RUN_CONVERSATIONS` conversations not already cached. Each visitor (by address, see
+`ui.client_limits`) has at most `FLR_MAX_EVENTS_PER_CLIENT` requests waiting or running, and
+`FLR_MAX_UPLOADS_PER_CLIENT` uploads of `FLR_MAX_UPLOAD_MB_PER_CLIENT` MB in all per
+`FLR_UPLOAD_WINDOW` seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from core.errors import ConfigError
 from core.names import TRUE_WORDS
 from core.evaluation.hub import parse_allowed_datasets
 from core.locations import cache_dir
+from ui.client_limits import parse_trusted_proxies
 
 DEFAULT_MAX_FILE_SIZE = "50mb"  # per uploaded file; benchmark files larger than this belong on the CLI
 HOSTED_RUN_CONVERSATIONS = 2_000  # per Batch run in hosted mode: minutes of a Space, not hours
@@ -43,6 +47,11 @@ class AppSettings:
     work_dir: Path = field(default_factory=lambda: cache_dir() / "app")  # score cache and exports
     allowed_datasets: tuple[str, ...] = ()  # hosted mode: the only datasets by name (Hub ids)
     run_conversations: int = HOSTED_RUN_CONVERSATIONS  # hosted mode: new conversations per Batch run
+    events_per_client: int = 4  # hosted mode: one visitor's events waiting or running in the queue
+    uploads_per_client: int = 20  # hosted mode: one visitor's uploads per upload window
+    upload_mb_per_client: int = 200  # hosted mode: their bytes (4 files at the 50 MB upload limit)
+    upload_window: int = 600  # seconds the two upload counts are kept
+    trusted_proxies: tuple[str, ...] | None = None  # whose X-Forwarded-For names the visitor; None: default
     server_name: str = "127.0.0.1"
     server_port: int = 7860
 
@@ -53,6 +62,14 @@ class AppSettings:
             object.__setattr__(self, "config", self.config.with_changes(model=self.allowed_models[0]))
         if self.run_conversations < 1:
             raise ConfigError(f"FLR_MAX_RUN_CONVERSATIONS must be at least 1; got {self.run_conversations}")
+        for name, value in (("FLR_MAX_EVENTS_PER_CLIENT", self.events_per_client),
+                            ("FLR_MAX_UPLOADS_PER_CLIENT", self.uploads_per_client),
+                            ("FLR_MAX_UPLOAD_MB_PER_CLIENT", self.upload_mb_per_client),
+                            ("FLR_UPLOAD_WINDOW", self.upload_window)):
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1; got {value}")
+        if self.trusted_proxies is None:
+            object.__setattr__(self, "trusted_proxies", parse_trusted_proxies(None, on_space=bool(self.space_id)))
         if self.concurrency < 1:
             raise ConfigError(f"FLR_CONCURRENCY must be at least 1; got {self.concurrency}")
         if self.config.trust_remote_code and not self.allowed_models:
@@ -106,7 +123,9 @@ class AppSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "AppSettings":
         """`FLR_*` scoring settings plus FLR_ALLOWED_MODELS, FLR_MAX_FILE_SIZE, FLR_CONCURRENCY,
         FLR_GPU_SECONDS, FLR_QUEUE_SIZE, FLR_EXPORT_MAX_AGE, FLR_REQUEST_SECONDS, FLR_WORK_DIR,
-        FLR_ALLOWED_DATASETS, FLR_MAX_RUN_CONVERSATIONS, GRADIO_SERVER_NAME,
+        FLR_ALLOWED_DATASETS, FLR_MAX_RUN_CONVERSATIONS, FLR_MAX_EVENTS_PER_CLIENT,
+        FLR_MAX_UPLOADS_PER_CLIENT, FLR_MAX_UPLOAD_MB_PER_CLIENT, FLR_UPLOAD_WINDOW,
+        FLR_TRUSTED_PROXIES, GRADIO_SERVER_NAME,
         GRADIO_SERVER_PORT, and from Hugging Face: SPACE_ID and SPACES_ZERO_GPU."""
         env = os.environ if environ is None else environ
         config = ScoringConfig.from_env(env)
@@ -128,6 +147,11 @@ class AppSettings:
             work_dir=Path(env.get("FLR_WORK_DIR") or cache_dir(env) / "app"),
             allowed_datasets=parse_allowed_datasets(env.get("FLR_ALLOWED_DATASETS")),
             run_conversations=_int(env, "FLR_MAX_RUN_CONVERSATIONS", HOSTED_RUN_CONVERSATIONS),
+            events_per_client=_int(env, "FLR_MAX_EVENTS_PER_CLIENT", 4),
+            uploads_per_client=_int(env, "FLR_MAX_UPLOADS_PER_CLIENT", 20),
+            upload_mb_per_client=_int(env, "FLR_MAX_UPLOAD_MB_PER_CLIENT", 200),
+            upload_window=_int(env, "FLR_UPLOAD_WINDOW", 600),
+            trusted_proxies=parse_trusted_proxies(env.get("FLR_TRUSTED_PROXIES"), on_space=bool(space_id)),
             server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
             server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
         )
