@@ -47,3 +47,23 @@ def test_one_list_of_true_and_false_words():
                 if {"true", "yes"} <= words or {"false", "no"} <= words:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == []
+
+
+def test_app_settings_defaults_live_in_the_fields_and_every_variable_is_read(tmp_path):
+    """`AppSettings.from_env` is a loop over its fields (like `ScoringConfig.from_env`): with no
+    variables it gives the fields' own defaults, and each field's variable reaches that field."""
+    from dataclasses import fields
+
+    from ui.settings import AppSettings
+
+    env = {"FLR_CACHE_DIR": str(tmp_path)}
+    assert [f.name for f in fields(AppSettings) if "env" not in f.metadata] == ["config"]
+    assert AppSettings.from_env(env) == AppSettings(work_dir=tmp_path / "app")
+    for f in fields(AppSettings):
+        name = f.metadata.get("env")
+        if name is None or f.name in ("trusted_proxies", "space_id", "allowed_models"):
+            continue  # those three depend on each other; tests/ui/test_hosting.py covers them
+        value = {"zero_gpu": "true", "work_dir": str(tmp_path / "w"), "allowed_datasets": "org/set",
+                 "max_file_size": "7mb", "server_name": "0.0.0.0"}.get(f.name, "12345")
+        read = getattr(AppSettings.from_env({**env, name: value}), f.name)
+        assert read != getattr(AppSettings(work_dir=tmp_path / "app"), f.name), name

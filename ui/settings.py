@@ -17,9 +17,9 @@ Hub ids listed in `FLR_ALLOWED_DATASETS` (none by default), and one run scores a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from core.engine.config import ScoringConfig
 from core.errors import ConfigError
@@ -32,28 +32,47 @@ DEFAULT_MAX_FILE_SIZE = "50mb"  # per uploaded file; benchmark files larger than
 HOSTED_RUN_CONVERSATIONS = 2_000  # per Batch run in hosted mode: minutes of a Space, not hours
 
 
+def _var(env: str, default: Any = None, *, factory: Callable[[], Any] | None = None,
+         parse: Callable[[str], Any] | None = None) -> Any:
+    """A setting read from the environment variable `env` by `AppSettings.from_env` (with
+    `parse`, or by the default's type: int, str, comma-separated tuple); its default is written
+    only here."""
+    metadata = {"env": env, "parse": parse}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class AppSettings:
-    config: ScoringConfig = field(default_factory=ScoringConfig)  # defaults for every tab
-    allowed_models: tuple[str, ...] = ()  # non-empty = hosted mode: only these models load
-    max_file_size: str = DEFAULT_MAX_FILE_SIZE  # gradio's upload limit, e.g. "50mb"
-    concurrency: int = 1  # model jobs running at once; others wait in the queue
-    gpu_seconds: int = 60  # ZeroGPU time budget per call; batch runs are split into such chunks
-    zero_gpu: bool = False  # SPACES_ZERO_GPU: model work runs in `spaces.GPU` workers (ui/gpu.py)
-    space_id: str = ""  # SPACE_ID, set by Hugging Face on a Space: hosted mode, model list fixed
-    queue_size: int = 32  # events waiting in gradio's queue at most; more get "queue full"
-    export_max_age: int = 6 * 3600  # seconds an export folder (downloads) is kept on the server
-    request_seconds: int = 600  # a Score or Compare request's model work stops after this long
-    work_dir: Path = field(default_factory=lambda: cache_dir() / "app")  # score cache and exports
-    allowed_datasets: tuple[str, ...] = ()  # hosted mode: the only datasets by name (Hub ids)
-    run_conversations: int = HOSTED_RUN_CONVERSATIONS  # hosted mode: new conversations per Batch run
-    events_per_client: int = 4  # hosted mode: one visitor's events waiting or running in the queue
-    uploads_per_client: int = 20  # hosted mode: one visitor's uploads per upload window
-    upload_mb_per_client: int = 200  # hosted mode: their bytes (4 files at the 50 MB upload limit)
-    upload_window: int = 600  # seconds the two upload counts are kept
-    trusted_proxies: tuple[str, ...] | None = None  # whose X-Forwarded-For names the visitor; None: default
-    server_name: str = "127.0.0.1"
-    server_port: int = 7860
+    config: ScoringConfig = field(default_factory=ScoringConfig)  # defaults for every tab (FLR_* of ScoringConfig)
+    allowed_models: tuple[str, ...] = _var("FLR_ALLOWED_MODELS", ())  # non-empty = hosted mode: only these load
+    max_file_size: str = _var("FLR_MAX_FILE_SIZE", DEFAULT_MAX_FILE_SIZE)  # gradio's upload limit, e.g. "50mb"
+    concurrency: int = _var("FLR_CONCURRENCY", 1)  # model jobs running at once; others wait in the queue
+    gpu_seconds: int = _var("FLR_GPU_SECONDS", 60)  # ZeroGPU time per call; batch runs are split into such chunks
+    # SPACES_ZERO_GPU: model work runs in `spaces.GPU` workers (ui/gpu.py)
+    zero_gpu: bool = _var("SPACES_ZERO_GPU", False, parse=lambda raw: raw.strip().lower() in TRUE_WORDS)
+    space_id: str = _var("SPACE_ID", "")  # set by Hugging Face on a Space: hosted mode, model list fixed
+    queue_size: int = _var("FLR_QUEUE_SIZE", 32)  # events waiting in gradio's queue at most; more get "queue full"
+    export_max_age: int = _var("FLR_EXPORT_MAX_AGE", 6 * 3600)  # seconds an export folder (downloads) is kept
+    request_seconds: int = _var("FLR_REQUEST_SECONDS", 600)  # a Score or Compare request's model work stops after
+    # the score cache and exports; unset: <FLR_CACHE_DIR or ~/.cache/flr-studio>/app
+    work_dir: Path = _var("FLR_WORK_DIR", factory=lambda: cache_dir() / "app", parse=Path)
+    # hosted mode: the only datasets by name (Hub ids)
+    allowed_datasets: tuple[str, ...] = _var("FLR_ALLOWED_DATASETS", (), parse=parse_allowed_datasets)
+    run_conversations: int = _var("FLR_MAX_RUN_CONVERSATIONS", HOSTED_RUN_CONVERSATIONS)  # hosted: per Batch run
+    events_per_client: int = _var("FLR_MAX_EVENTS_PER_CLIENT", 4)  # hosted: one visitor's events waiting or running
+    uploads_per_client: int = _var("FLR_MAX_UPLOADS_PER_CLIENT", 20)  # hosted: one visitor's uploads per window
+    upload_mb_per_client: int = _var("FLR_MAX_UPLOAD_MB_PER_CLIENT", 200)  # their bytes (4 files at 50 MB)
+    upload_window: int = _var("FLR_UPLOAD_WINDOW", 600)  # seconds the two upload counts are kept
+    # whose X-Forwarded-For names the visitor; None: the default for where the app runs
+    trusted_proxies: tuple[str, ...] | None = _var("FLR_TRUSTED_PROXIES", None)
+    server_name: str = _var("GRADIO_SERVER_NAME", "127.0.0.1")
+    server_port: int = _var("GRADIO_SERVER_PORT", 7860)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "work_dir", Path(self.work_dir))
@@ -121,40 +140,39 @@ class AppSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "AppSettings":
-        """`FLR_*` scoring settings plus FLR_ALLOWED_MODELS, FLR_MAX_FILE_SIZE, FLR_CONCURRENCY,
-        FLR_GPU_SECONDS, FLR_QUEUE_SIZE, FLR_EXPORT_MAX_AGE, FLR_REQUEST_SECONDS, FLR_WORK_DIR,
-        FLR_ALLOWED_DATASETS, FLR_MAX_RUN_CONVERSATIONS, FLR_MAX_EVENTS_PER_CLIENT,
-        FLR_MAX_UPLOADS_PER_CLIENT, FLR_MAX_UPLOAD_MB_PER_CLIENT, FLR_UPLOAD_WINDOW,
-        FLR_TRUSTED_PROXIES, GRADIO_SERVER_NAME,
-        GRADIO_SERVER_PORT, and from Hugging Face: SPACE_ID and SPACES_ZERO_GPU."""
+        """The `FLR_*` scoring settings (`ScoringConfig.from_env`) and every field's variable
+        (`_var`): FLR_ALLOWED_MODELS, FLR_CONCURRENCY, FLR_WORK_DIR, ..., GRADIO_SERVER_PORT, and
+        from Hugging Face SPACE_ID and SPACES_ZERO_GPU. An unset or empty variable keeps the
+        field's default (FLR_TRUSTED_PROXIES set empty means none)."""
         env = os.environ if environ is None else environ
-        config = ScoringConfig.from_env(env)
-        space_id = env.get("SPACE_ID", "").strip()
-        allowed = tuple(m.strip() for m in env.get("FLR_ALLOWED_MODELS", "").split(",") if m.strip())
-        if space_id and not allowed:
-            allowed = (config.model,)  # a Space serves only what its owner configured
-        return cls(
-            config=config,
-            allowed_models=allowed,
-            max_file_size=env.get("FLR_MAX_FILE_SIZE") or DEFAULT_MAX_FILE_SIZE,
-            concurrency=_int(env, "FLR_CONCURRENCY", 1),
-            gpu_seconds=_int(env, "FLR_GPU_SECONDS", 60),
-            zero_gpu=env.get("SPACES_ZERO_GPU", "").strip().lower() in TRUE_WORDS,
-            space_id=space_id,
-            queue_size=_int(env, "FLR_QUEUE_SIZE", 32),
-            export_max_age=_int(env, "FLR_EXPORT_MAX_AGE", 6 * 3600),
-            request_seconds=_int(env, "FLR_REQUEST_SECONDS", 600),
-            work_dir=Path(env.get("FLR_WORK_DIR") or cache_dir(env) / "app"),
-            allowed_datasets=parse_allowed_datasets(env.get("FLR_ALLOWED_DATASETS")),
-            run_conversations=_int(env, "FLR_MAX_RUN_CONVERSATIONS", HOSTED_RUN_CONVERSATIONS),
-            events_per_client=_int(env, "FLR_MAX_EVENTS_PER_CLIENT", 4),
-            uploads_per_client=_int(env, "FLR_MAX_UPLOADS_PER_CLIENT", 20),
-            upload_mb_per_client=_int(env, "FLR_MAX_UPLOAD_MB_PER_CLIENT", 200),
-            upload_window=_int(env, "FLR_UPLOAD_WINDOW", 600),
-            trusted_proxies=parse_trusted_proxies(env.get("FLR_TRUSTED_PROXIES"), on_space=bool(space_id)),
-            server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
-            server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
-        )
+        values: dict[str, Any] = {"config": ScoringConfig.from_env(env)}
+        for f in fields(cls):
+            name = f.metadata.get("env")
+            raw = env.get(name) if name else None
+            if raw is None or (not raw.strip() and f.name != "trusted_proxies"):
+                continue
+            values[f.name] = _parse(f, name, raw)
+        space_id = values.get("space_id", "")
+        if "trusted_proxies" in values:
+            values["trusted_proxies"] = parse_trusted_proxies(env["FLR_TRUSTED_PROXIES"], on_space=bool(space_id))
+        if "work_dir" not in values:
+            values["work_dir"] = cache_dir(env) / "app"  # this environment's cache, not the process's
+        if space_id and not values.get("allowed_models"):
+            values["allowed_models"] = (values["config"].model,)  # a Space serves only what its owner configured
+        return cls(**values)
+
+
+def _parse(f: Any, name: str, raw: str) -> Any:
+    """One variable's text as its field's value (the field's `parse`, else by its default's type)."""
+    if f.metadata.get("parse") is not None:
+        return f.metadata["parse"](raw)
+    if isinstance(f.default, bool):
+        raise TypeError(f"{f.name}: a flag needs its own parse")  # bool is an int: never by type
+    if isinstance(f.default, int):
+        return _int({name: raw}, name, f.default)
+    if isinstance(f.default, tuple):
+        return _words(raw)
+    return raw.strip()
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
