@@ -6,7 +6,7 @@ the app loads no model and touches no network.
 
 import logging
 
-from ui.app import build_app, launch_options
+from ui.gradio_app import build_app, launch_options
 from ui.settings import AppSettings
 
 settings = AppSettings.from_env()

@@ -32,7 +32,7 @@ import uvicorn  # noqa: E402
 from core.engine.config import ScoringConfig  # noqa: E402
 from core.engine.followups import default_followups  # noqa: E402
 from core.engine.scorer import load_scorer  # noqa: E402
-from core.serving.app import ServeConfig, create_app  # noqa: E402
+from core.serving.server import ServeConfig, create_app  # noqa: E402
 from core.serving.reward import post_json  # noqa: E402
 
 CLIENTS = (1, 4, 16)

@@ -28,7 +28,7 @@ def neutralise(value: Any) -> Any:
     A lone carriage return becomes a newline: pandas quotes a cell holding "\n" but not one
     holding only "\r", which a spreadsheet reads as a row break, so the text after it would
     start a cell of its own (`"'x\r=1+1"` gives a live `=1+1`). The project reads "\r" as a
-    newline anyway (`core.evaluation.records`)."""
+    newline anyway (`core.records`)."""
     if not isinstance(value, str):
         return value
     value = value.replace("\r\n", "\n").replace("\r", "\n")

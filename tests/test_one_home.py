@@ -31,8 +31,8 @@ def test_no_module_imports_a_private_name_of_another_module():
 def test_the_check_sees_a_private_import(tmp_path):
     sample = tmp_path / "ui" / "probe.py"
     sample.parent.mkdir()
-    sample.write_text("from ui.tab_batch import _detect, upload_paths\n", encoding="utf-8")
-    assert _private_imports(sample, tmp_path) == ["ui/probe.py: from ui.tab_batch import _detect"]
+    sample.write_text("from ui.tabs.batch import _detect, upload_paths\n", encoding="utf-8")
+    assert _private_imports(sample, tmp_path) == ["ui/probe.py: from ui.tabs.batch import _detect"]
 
 
 def test_one_list_of_true_and_false_words():

@@ -16,7 +16,7 @@ from core.evaluation.detect import detect_benchmarks
 from core.names import COL_CONVERSATION
 from core.serving.templates import TEMPLATES, recognise, split_query
 from tests.fakes import FakeScorer
-from ui import tab_score
+from ui.tabs import score as tab_score
 from ui.settings import AppSettings
 from ui.state import AppState
 

@@ -10,7 +10,7 @@ scorer, a lambda or a `threading.Event`. The model lives in the process that run
 the first call there and reused by later calls the same process serves (`held_scorer`).
 
 Elsewhere (`SPACES_ZERO_GPU` unset, CPU Spaces included) nothing is wrapped and the tabs score in
-this process with the app's own `ScorerHub`, with progress per conversation.
+this process with the app's own `ScorerPool`, with progress per conversation.
 
 Shortcut on purpose: `_HELD` is module-level state, because ZeroGPU's worker is a process that
 outlives one call and only module state survives between calls there.
@@ -34,7 +34,7 @@ from core.engine.followups import FollowupSet
 from core.engine.results import ConversationScore
 from core.names import TRUE_WORDS
 from ui.errors import user_errors
-from ui.state import ScorerFactory, ScorerHub
+from ui.state import ScorerFactory, ScorerPool
 
 if TYPE_CHECKING:
     from core.evaluation.benchmark import Benchmark
@@ -137,14 +137,14 @@ def on_gpu(duration: Callable[..., float]) -> Callable[[F], F]:
 
 # -- the model held by this process --------------------------------------------------------
 
-_HELD: dict[Any, ScorerHub] = {}  # factory -> its hub: the model(s) this process holds
+_HELD: dict[Any, ScorerPool] = {}  # factory -> its hub: the model(s) this process holds
 _HELD_LOCK = threading.Lock()
 
 
 def held_scorer(factory: ScorerFactory, config: ScoringConfig) -> Any:
     """The scorer for `config` in this process, loaded on first use and kept for later calls."""
     with _HELD_LOCK:
-        hub = _HELD.setdefault(factory, ScorerHub(factory))
+        hub = _HELD.setdefault(factory, ScorerPool(factory))
     return hub.get(config)
 
 

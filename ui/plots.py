@@ -21,7 +21,7 @@ NEGATIVE_COLOR = "#e76f51"
 NEUTRAL_COLOR = "#457b9d"
 A_COLOR, B_COLOR = "#457b9d", "#f4a261"
 # Readable on light and dark pages alike: half-transparent grey for lines, transparent
-# backgrounds; text colours come from the page's theme (CSS in ui/app.py), so none is set here.
+# backgrounds; text colours come from the page's theme (CSS in ui/gradio_app.py), so none is set here.
 GUIDE_COLOR = "rgba(128, 128, 128, 0.7)"
 CLEAR = "rgba(0, 0, 0, 0)"
 _AXIS = dict(gridcolor=GUIDE_COLOR, zerolinecolor=GUIDE_COLOR, linecolor=GUIDE_COLOR, automargin=True)

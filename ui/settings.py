@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 from core.engine.config import ScoringConfig
 from core.errors import ConfigError
 from core.names import TRUE_WORDS
-from core.evaluation.hub import parse_allowed_datasets
+from core.evaluation.named_datasets import parse_allowed_datasets
 from core.locations import cache_dir
 from ui.client_limits import parse_trusted_proxies
 

@@ -1,6 +1,6 @@
 """The one scorer the whole app shares: loaded on first use, reloaded only when settings change.
 
-Every tab and every visitor asks the same `ScorerHub` for a scorer. The first request loads the
+Every tab and every visitor asks the same `ScorerPool` for a scorer. The first request loads the
 model under a lock (a second request waits for it instead of loading a second copy); a request
 with other settings loads the new model first and frees the old one once it has loaded, so a
 model that cannot be loaded never costs the app its working one. Nothing is loaded when the app is built.
@@ -35,7 +35,7 @@ def default_factory(config: ScoringConfig) -> Scorer:
     return load_scorer(config)
 
 
-class ScorerHub:
+class ScorerPool:
     """Holds at most one loaded scorer, keyed by the settings it was loaded with."""
 
     def __init__(self, factory: ScorerFactory | None = None) -> None:
@@ -172,7 +172,7 @@ class AppState:
     def __init__(self, settings: AppSettings, factory: ScorerFactory | None = None) -> None:
         self.settings = settings
         self.factory = factory or default_factory
-        self.hub = ScorerHub(self.factory)
+        self.scorers = ScorerPool(self.factory)
         self.cancels = CancelFlags()
         self.results = LastResults()
         self.model_slots = ModelSlots(settings.concurrency)
@@ -187,7 +187,7 @@ class AppState:
         return self.settings.config.with_changes(**changes)
 
     def scorer(self, config: ScoringConfig) -> "Scorer":
-        return self.hub.get(config)
+        return self.scorers.get(config)
 
 
 def bind(fn: Callable[..., Any], state: AppState) -> Callable[..., Any]:

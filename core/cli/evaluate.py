@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace) -> tuple[str, Path, list[Path], bool]:
     elo_map = parse_elo_map(args.elo_map)
     sources: list[dict[str, Any]] = []
     if args.dataset:
-        from core.evaluation.hub import load_dataset_file
+        from core.evaluation.named_datasets import load_dataset_file
 
         for item in args.dataset:
             name, dataset_config = dataset_name(item, args.dataset_config)

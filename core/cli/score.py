@@ -19,7 +19,7 @@ from core.cli.flags import add_ray_arguments, add_scoring_arguments, cluster_fro
 from core.engine.conversation import Conversation, parse_conversation
 from core.errors import ConversationError, InputError
 from core.engine.followups import load_followups
-from core.evaluation.records import read_records
+from core.records import read_records
 from core.textfiles import atomic_output, check_writable
 
 log = logging.getLogger(__name__)

@@ -74,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def serve_config_from_args(args: argparse.Namespace) -> Any:
-    from core.serving.app import TOKEN_ENV, ServeConfig
+    from core.serving.server import TOKEN_ENV, ServeConfig
     from core.serving.shaping import ShapingConfig, parse_weights
 
     for flag, value, low in (("--port", args.port, 1), ("--max-batch", args.max_batch, 1),
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     from core.engine.followups import load_followups
     from core.engine.scorer import load_scorer
-    from core.serving.app import create_app, is_loopback
+    from core.serving.server import create_app, is_loopback
     from core.serving.templates import template_named
 
     config = serve_config_from_args(args)

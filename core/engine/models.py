@@ -24,7 +24,7 @@ from typing import Any
 
 from core.locations import cache_dir
 from core.engine.config import EMBEDDED_MODEL, ScoringConfig
-from core.engine.hub import check_local_path, prepare_hub_load
+from core.engine.model_sources import check_local_path, prepare_hub_load
 from core.errors import ModelLoadError
 from core.limits import shorten
 

@@ -36,7 +36,7 @@ from core.evaluation.formats.paper import category_groups, paper_benchmarks
 from core.evaluation.formats.ranking import arena_benchmarks, ranking_benchmark
 from core.evaluation.formats.rating import rating_benchmark
 from core.evaluation.integrity import check_duplicates, check_pairs
-from core.evaluation.records import Record
+from core.records import Record
 from core.names import CHOSEN, COL_CONVERSATION, KINDS, PAIRWISE, RANKING, RATING, REJECTED
 
 

@@ -1,6 +1,6 @@
 """Reading a benchmark file's entries and the fields inside them.
 
-Files may be JSON (a list), JSONL, either gzipped, CSV or Parquet (`core.evaluation.records`
+Files may be JSON (a list), JSONL, either gzipped, CSV or Parquet (`core.records`
 reads them). Field names come in the spellings real benchmark files use (`SCORE_FIELDS`,
 `MODEL_FIELDS`, ...), including the FLR paper's misspelled `positve`. File names matter for the
 paper's layout: `accept` / `reject` name the side and the last word the follow-up category.
@@ -25,7 +25,7 @@ from core.engine.conversation import (
     prompt_from_text,
 )
 from core.errors import BenchmarkFormatError, ConversationError
-from core.evaluation.records import Record, format_of, read_records
+from core.records import Record, format_of, read_records
 from core.limits import finite_number
 from core.names import CHOSEN, REJECTED
 
@@ -62,7 +62,7 @@ _WORD_SPLIT = re.compile(r"[_\-. ]+")
 
 
 def read_entries(path: Path) -> list[Record]:
-    """Every entry of a benchmark file as an object (`core.evaluation.records` reads the formats).
+    """Every entry of a benchmark file as an object (`core.records` reads the formats).
 
     CSV cells stay text, so a reply such as `42` or `[1, 2]` and an id such as `0012` are read
     as written; only the known numeric fields (`NUMERIC_FIELDS`: scores, precomputed follow-up

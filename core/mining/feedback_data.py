@@ -17,7 +17,7 @@ Note: LLaMA-Factory also trains on the responses in `history` / earlier turns un
 `mask_history` is set, so by default the model also learns to ask the questions; both flavours
 behave the same way in that respect.
 
-Triples are read (by `core.evaluation.records`) from JSON (a list), JSONL or CSV, gzipped too, with the
+Triples are read (by `core.records`) from JSON (a list), JSONL or CSV, gzipped too, with the
 fields `question`, `answer` and `feedback` (also accepted: `instruction` / `prompt` for the
 question, `response` / `output` for the answer, `critique` for the feedback).
 """
@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 from core.errors import InputError
 from core.mining.llamafactory import GPT, HUMAN, write_dataset_info, write_json
-from core.evaluation.records import Record, parse_records, read_records
+from core.records import Record, parse_records, read_records
 from core.engine.rendering import FEEDBACK_INSTRUCTION
 
 _ALIASES = {

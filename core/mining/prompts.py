@@ -1,7 +1,7 @@
 """Prompt files for preference mining: what the policy model is asked to answer.
 
 A prompt is a conversation that ends with a user turn (usually a single question). Accepted
-files (read by `core.evaluation.records`): JSON (a list), JSONL (one record per line) and CSV (one record
+files (read by `core.records`): JSON (a list), JSONL (one record per line) and CSV (one record
 per row), gzipped too. A record is
 
 - a string: one user turn;
@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 from core.engine.conversation import Prompt, parse_turns
 from core.errors import InputError
-from core.evaluation.records import Record, format_of, guess_format, parse_records, read_records
+from core.records import Record, format_of, guess_format, parse_records, read_records
 
 _TEXT_FIELDS = ("prompt", "question", "instruction")
 _CONVERSATION_FIELDS = ("conversation", "messages", "conversations")  # the last: ShareGPT

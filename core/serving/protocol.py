@@ -4,7 +4,7 @@ uvicorn reads headers before the app sees a request, and has no deadline of its 
 client dripping one header byte a second holds its connection open for as long as it likes. This
 protocol closes a connection whose request line and headers have not all arrived within
 `read_timeout_s` of the first byte of the request (or of the connection opening). Body deadlines
-are the app's (`core.serving.app`, 408), so this class only watches headers.
+are the app's (`core.serving.server`, 408), so this class only watches headers.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from core.engine.conversation import Conversation
 from core.engine.rendering import render
 from core.errors import InputError
-from core.evaluation.records import read_records
+from core.records import read_records
 from core.mining.feedback_data import FeedbackFileError, FeedbackTriple, triple_from_record
 
 IGNORE = -100  # the label PyTorch's cross-entropy (and every HF loss) skips

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.cli.main import main
-from core.evaluation.records import read_records
+from core.records import read_records
 from core.errors import InputError
 
 

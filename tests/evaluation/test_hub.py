@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import InputError
 from core.evaluation.detect import detect_benchmarks
-from core.evaluation.hub import dataset_file
+from core.evaluation.named_datasets import dataset_file
 
 pytest.importorskip("datasets")
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.errors import BenchmarkFormatError, InputError
-from core.evaluation.records import Record, format_of, guess_format, parse_records, read_records
+from core.records import Record, format_of, guess_format, parse_records, read_records
 
 
 def values(records: list[Record]) -> list:

@@ -21,7 +21,7 @@ GATE_SECONDS = 120  # the longest a request waits for the gate (a test that forg
 
 def main() -> None:
     from tests.fakes import FakeScorer
-    from ui.app import build_app, launch_options
+    from ui.gradio_app import build_app, launch_options
     from ui.settings import AppSettings
 
     gate = Path(os.environ["FLR_TEST_GATE"])

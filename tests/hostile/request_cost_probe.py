@@ -71,7 +71,7 @@ def main(model_dir: str, work_dir: str) -> None:
     from gradio_client.exceptions import AppError
 
     from tests.ui.test_app_client import free_port
-    from ui.app import build_app, launch_options
+    from ui.gradio_app import build_app, launch_options
     from ui.limits import app_limits
     from ui.settings import AppSettings
 
@@ -84,7 +84,7 @@ def main(model_dir: str, work_dir: str) -> None:
     def score(paste: str, followups: str, categories: list[str]):
         return client.predict(paste, followups, categories, model_dir, "base", "mean", api_name="/score")
 
-    from ui.tab_score import default_followups_json
+    from ui.tabs.score import default_followups_json
 
     score(json.dumps(["What is the capital of France?", "Paris."]), default_followups_json(),
           ["relevance"])  # loads the model: what stays resident from here on is its price

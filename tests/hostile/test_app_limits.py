@@ -186,7 +186,7 @@ def test_limits_only_in_hosted_mode_and_the_gradio_internals_they_read(tmp_path)
     from gradio import queueing
 
     from tests.fakes import FakeScorer
-    from ui.app import build_app, launch_options
+    from ui.gradio_app import build_app, launch_options
 
     local = AppSettings(work_dir=tmp_path)
     hosted = AppSettings.from_env({"SPACE_ID": "me/flr", "FLR_WORK_DIR": str(tmp_path),

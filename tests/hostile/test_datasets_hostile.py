@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from core.errors import ConfigError, InputError
-from core.evaluation import hub
+from core.evaluation import named_datasets as hub
 from tests.hostile.cases import HOSTILE_DATASET_NAMES
 from tests.ui.test_ui_batch import REQUEST, no_progress
 from tests.fakes import FakeScorer
-from ui import tab_batch
+from ui.tabs import batch as tab_batch
 from ui.settings import AppSettings
 from ui.state import AppState
 

@@ -15,7 +15,8 @@ import pytest
 
 from core.spreadsheet import FORMULA_STARTS, csv_text
 from tests.ui.test_ui_batch import make_state, run
-from ui import tab_batch, tab_score
+from ui.tabs import batch as tab_batch
+from ui.tabs import score as tab_score
 from ui.settings import AppSettings
 from ui.state import AppState
 

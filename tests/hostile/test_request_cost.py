@@ -115,7 +115,7 @@ class _Context(FakeScorer):
 def test_server_refuses_too_many_follow_up_characters_and_conversations_over_the_context():
     from fastapi.testclient import TestClient
 
-    from core.serving.app import ServeConfig, create_app
+    from core.serving.server import ServeConfig, create_app
 
     app = create_app(_Context(), default_followups(), ServeConfig(max_followup_chars=100_000))
     client = TestClient(app, base_url="http://127.0.0.1")
@@ -136,7 +136,7 @@ def test_server_refuses_too_many_follow_up_characters_and_conversations_over_the
 def test_server_stops_a_batch_whose_client_gave_up_between_passes():
     import httpx
 
-    from core.serving.app import ServeConfig
+    from core.serving.server import ServeConfig
     from tests.serving.test_burst import Serving, body
 
     passes, stopped, release = [0], threading.Event(), threading.Event()

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.serving.app import ServeConfig
+from core.serving.server import ServeConfig
 from core.serving.metrics import OTHER_ROUTE, ROUTES
 from tests.fakes import FakeScorer
 from tests.serving.test_burst import Serving

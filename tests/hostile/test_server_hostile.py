@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.engine.followups import default_followups
-from core.serving.app import ServeConfig, create_app
+from core.serving.server import ServeConfig, create_app
 from tests.fakes import FakeScorer
 
 CHATML = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>\n"

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from transformers import AutoTokenizer
 
 from core.cli.main import main
-from core.serving.app import ServeConfig, create_app
+from core.serving.server import ServeConfig, create_app
 from core.serving.shaping import ShapingConfig
 from tests.fakes import FakeScorer
 from tests.serving.conftest import CONVERSATIONS

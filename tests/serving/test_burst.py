@@ -19,7 +19,7 @@ import uvicorn
 from core.cli.serve import uvicorn_options
 from core.engine.conversation import Conversation
 from core.engine.followups import default_followups
-from core.serving.app import ServeConfig, create_app
+from core.serving.server import ServeConfig, create_app
 from core.serving.batcher import BatchWorker, ServerBusy
 from tests.fakes import FakeScorer
 

@@ -12,7 +12,7 @@ import pytest
 
 from core.engine.conversation import Conversation
 from core.engine.followups import default_followups
-from core.serving.app import ServeConfig
+from core.serving.server import ServeConfig
 from core.serving.client import RetryPolicy, RewardClient, RewardServerError
 from core.serving.reward import FLRReward
 from tests.fakes import FakeScorer

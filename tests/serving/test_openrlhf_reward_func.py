@@ -21,7 +21,7 @@ from transformers import AutoTokenizer
 
 from core.engine.conversation import parse_conversation
 from core.engine.followups import default_followups
-from core.serving.app import ServeConfig
+from core.serving.server import ServeConfig
 from tests.serving.conftest import CONVERSATIONS
 from tests.serving.test_burst import Serving
 from tests.serving.verl_rows import ROOT

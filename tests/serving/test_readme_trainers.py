@@ -29,7 +29,7 @@ import pytest
 
 from core.cli.main import build_parser
 from core.cli.serve import serve_config_from_args
-from core.serving.app import ServeConfig
+from core.serving.server import ServeConfig
 from tests.serving.test_burst import Serving
 from tests.serving.test_openrlhf_reward_func import load_reward_func
 from tests.serving.verl_rows import DAHOAS_EXAMPLES, ROOT, gsm8k_rows, hh_rows, load_reward_module, reward_loop_batch

@@ -64,7 +64,7 @@ def test_server_scores_a_gemma_query_and_answers_422_for_a_system_message_gemma_
     from core.engine.config import ScoringConfig
     from core.engine.followups import default_followups
     from core.engine.scorer import load_scorer
-    from core.serving.app import ServeConfig, create_app
+    from core.serving.server import ServeConfig, create_app
     from tests.engine.test_real_templates import build_model
 
     if "gemma2-standin" not in FOLDERS:

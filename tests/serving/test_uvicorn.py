@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 
 from core.engine.conversation import parse_conversation
-from core.serving.app import ServeConfig, create_app
+from core.serving.server import ServeConfig, create_app
 from core.serving.client import RetryPolicy
 from core.serving.reward import FLRReward, RewardServerError, post_json
 from tests.serving.conftest import CONVERSATIONS

@@ -13,7 +13,7 @@ import pytest
 
 from core.engine.conversation import parse_conversation
 from core.engine.followups import default_followups
-from core.serving.app import ServeConfig
+from core.serving.server import ServeConfig
 from tests.serving.test_burst import Serving
 from tests.serving.verl_rows import (DAHOAS_EXAMPLES, dahoas_from_hh, gsm8k_rows, hh_rows, load_reward_module,
                                      reward_loop_batch, reward_loop_call)

@@ -21,7 +21,7 @@ import pytest
 from core.cli.main import main
 from core.engine.config import ScoringConfig
 from core.engine.followups import default_followups
-from ui import tab_score
+from ui.tabs import score as tab_score
 from ui.settings import AppSettings
 from ui.state import AppState
 
@@ -110,7 +110,7 @@ def test_the_app_scores_with_a_local_adapter_folder(tiny_adapter_dir: Path, tiny
     got = [tab_score.score_conversation(state, _pasted(c), "", ALL, str(tiny_adapter_dir), "feedback",
                                         "mean")[4]["flr"] for c in CONVERSATIONS]
     assert got == pytest.approx(expected, abs=1e-4)
-    assert state.hub.loaded_config.model == str(tiny_adapter_dir)
+    assert state.scorers.loaded_config.model == str(tiny_adapter_dir)
 
 
 def test_hosted_mode_refuses_an_adapter_folder_it_does_not_list(tiny_adapter_dir: Path, tiny_model_dir: Path,
@@ -121,7 +121,7 @@ def test_hosted_mode_refuses_an_adapter_folder_it_does_not_list(tiny_adapter_dir
     with pytest.raises(gr.Error, match="not offered on this server"):
         tab_score.score_conversation(state, _pasted(CONVERSATIONS[0]), "", ALL, str(tiny_adapter_dir),
                                      "feedback", "mean")
-    assert state.hub.loads == 0
+    assert state.scorers.loads == 0
 
     # an owner who lists the adapter folder serves it, with the same scores as `flr score`
     listed = AppState(AppSettings.from_env({"FLR_ALLOWED_MODELS": str(tiny_adapter_dir), "FLR_DEVICE": "cpu",

@@ -16,7 +16,7 @@ import pytest
 
 from core.engine.followups import default_followups
 from tests.ui.test_ui_score import FakeScorer
-from ui.app import build_app, launch_options
+from ui.gradio_app import build_app, launch_options
 from ui.settings import AppSettings
 
 

@@ -168,7 +168,7 @@ def test_about_tab_has_the_citation(page):
 
 
 def test_a_bundled_sample_in_one_click(page):
-    from ui.tab_batch import sample_sets
+    from ui.tabs.batch import sample_sets
 
     if not sample_sets():
         pytest.skip("no bundled samples in assets/samples")

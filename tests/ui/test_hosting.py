@@ -68,7 +68,7 @@ def test_old_export_folders_are_removed(tmp_path):
 
 def test_the_app_bounds_its_queue_and_cache_and_hides_helper_endpoints(tmp_path):
     from tests.ui.test_ui_score import FakeScorer
-    from ui.app import build_app
+    from ui.gradio_app import build_app
 
     demo = build_app(AppSettings(work_dir=tmp_path, queue_size=7), scorer_factory=FakeScorer)
     assert demo._queue.max_size == 7
@@ -79,7 +79,7 @@ def test_the_app_bounds_its_queue_and_cache_and_hides_helper_endpoints(tmp_path)
 
 def test_score_result_download(tmp_path):
     from tests.ui.test_ui_score import FakeScorer
-    from ui import tab_score
+    from ui.tabs import score as tab_score
     from ui.state import AppState
 
     state = AppState(AppSettings(work_dir=tmp_path), FakeScorer)

@@ -11,7 +11,8 @@ import pytest
 
 from core.errors import BenchmarkFormatError
 from tests.fakes import FakeScorer
-from ui import tab_batch, tab_dashboards
+from ui.tabs import batch as tab_batch
+from ui.tabs import dashboards as tab_dashboards
 from ui.settings import AppSettings
 from ui.state import AppState
 
@@ -122,7 +123,7 @@ def test_cancel_keeps_what_was_scored_and_a_rerun_resumes(tmp_path, hh_pairs):
             cancelled.append(tab_batch.cancel_run(state, REQUEST))
         return length_value(reply)
 
-    state.hub._factory = lambda config: scorers.append(FakeScorer(config, value)) or scorers[-1]
+    state.scorers._factory = lambda config: scorers.append(FakeScorer(config, value)) or scorers[-1]
     headline, *_, reports = run(state, hh_pairs)
     assert cancelled[0].startswith("Cancelling")
     assert "Run cancelled" in headline and reports == []  # partial figures stay off the dashboards
@@ -219,7 +220,7 @@ def test_zero_gpu_runs_in_chunks_until_done(tmp_path, hh_pairs, monkeypatch):
     assert len(chunks) >= 2  # 20 conversations at 0.1 s do not fit one call of a 1 s budget
     assert "accuracy 1.000" in headline and "cancelled" not in headline
     assert "20 conversation(s) scored" in headline
-    assert len(made) == 1 and made[0].conversations == 20 and state.hub.loads == 0
+    assert len(made) == 1 and made[0].conversations == 20 and state.scorers.loads == 0
 
 
 def test_zero_gpu_cancel_stops_between_chunks(tmp_path, hh_pairs, monkeypatch):
@@ -293,7 +294,7 @@ def test_zero_gpu_warns_before_a_run_the_daily_quota_will_not_cover(tmp_path, hh
 def test_an_empty_or_zero_first_n_box_means_every_row(tmp_path, paper_pair):
     """Found in issue 27: after "More options" opens, gradio sends the empty box as 0, which a
     minimum of 1 refused ("Value 0 is less than minimum value 1") before the handler ran."""
-    from ui.app import build_app
+    from ui.gradio_app import build_app
 
     demo = build_app(AppSettings(work_dir=tmp_path / "app"), scorer_factory=FakeScorer)
     [box] = [b for b in demo.blocks.values() if str(getattr(b, "label", "")).startswith("Only the first N")]

@@ -11,7 +11,7 @@ from gradio.utils import is_allowed_file
 
 from core.errors import BenchmarkFormatError
 from tests.fakes import FakeScorer
-from ui.app import build_app, served_paths
+from ui.gradio_app import build_app, served_paths
 from ui.errors import to_gr_error, user_errors
 from ui.settings import AppSettings
 

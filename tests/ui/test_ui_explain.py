@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tests.engine.test_scorer import make_scorer
-from ui import explain as ui_explain
-from ui import tab_score
+from ui.tabs import score_explain as ui_explain
+from ui.tabs import score as tab_score
 from ui.settings import AppSettings
 from ui.state import AppState
 

@@ -7,7 +7,7 @@ import json
 import plotly.graph_objects as go
 
 from tests.tuning.synthetic import SET, WRONG_WAY, SignalScorer, write_pairs
-from ui.followup_report import followup_diagnostics
+from ui.tabs.dashboards_followups import followup_diagnostics
 from ui.settings import AppSettings
 from ui.state import AppState
 

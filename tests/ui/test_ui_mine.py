@@ -13,7 +13,7 @@ from core.engine.followups import default_followups
 from tests.fakes import FakeScorer
 from tests.llamafactory_schema import check_llamafactory_dataset
 from tests.mining.test_mining import ScriptedPolicy
-from ui import tab_mine
+from ui.tabs import mine as tab_mine
 from ui.settings import AppSettings
 from ui.state import AppState
 
@@ -98,7 +98,7 @@ def test_mine_tab_empty_category_choice(state: AppState) -> None:
 
 
 def test_app_mounts_the_mine_tab(tmp_path: Path) -> None:
-    from ui.app import build_app
+    from ui.gradio_app import build_app
 
     demo = build_app(AppSettings(work_dir=tmp_path), scorer_factory=FakeScorer)
     config = demo.get_config_file() if hasattr(demo, "get_config_file") else demo.config

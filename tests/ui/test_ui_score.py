@@ -12,7 +12,7 @@ from core import names as C
 from core.engine.config import ScoringConfig
 from core.engine.followups import default_followups
 from core.engine.results import CategoryScore, ConversationScore
-from ui import tab_score
+from ui.tabs import score as tab_score
 from ui.settings import AppSettings
 from ui.state import AppState
 
@@ -66,7 +66,7 @@ def test_score_conversation_gives_summary_charts_and_table(state):
     n_followups = sum(len(c.positive) + len(c.negative) for c in default_followups())
     assert len(table) == n_followups
     assert list(table.columns) == [C.CATEGORY, C.POLARITY, C.FOLLOWUP, C.SCORE]
-    assert state.hub.loads == 1
+    assert state.scorers.loads == 1
 
 
 def test_chosen_categories_only(state):
@@ -80,10 +80,10 @@ def test_chosen_categories_only(state):
 def test_model_loaded_once_and_reloaded_when_settings_change(state):
     for _ in range(3):
         tab_score.score_conversation(state, CONVERSATION, "", ALL, "embedded", "base", "mean")
-    assert state.hub.loads == 1
+    assert state.scorers.loads == 1
     tab_score.score_conversation(state, CONVERSATION, "", ALL, "embedded", "feedback", "mean")
-    assert state.hub.loads == 2
-    assert state.hub.loaded_config.mode == "feedback"
+    assert state.scorers.loads == 2
+    assert state.scorers.loaded_config.mode == "feedback"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -122,9 +122,9 @@ def test_hosted_mode_refuses_other_models(tmp_path):
     state = AppState(settings, FakeScorer)
     with pytest.raises(gr.Error, match="not offered on this server; choose one of org/a, org/b"):
         tab_score.score_conversation(state, CONVERSATION, "", ALL, "evil/model", "base", "mean")
-    assert state.hub.loads == 0
+    assert state.scorers.loads == 0
     tab_score.score_conversation(state, CONVERSATION, "", ALL, "org/b", "base", "mean")
-    assert state.hub.loaded_config.model == "org/b"
+    assert state.scorers.loaded_config.model == "org/b"
 
 
 def test_compare_prefers_the_longer_reply_with_the_fake(state):

@@ -13,7 +13,7 @@ from gradio import utils as gr_utils
 from core.engine.config import ScoringConfig
 from core.errors import ConfigError, ModelLoadError
 from ui.settings import AppSettings
-from ui.state import AppState, CancelFlags, ScorerHub, bind
+from ui.state import AppState, CancelFlags, ScorerPool, bind
 
 
 class Counted:
@@ -32,7 +32,7 @@ def test_hub_loads_once_for_concurrent_first_requests():
         time.sleep(0.2)
         return Counted(config)
 
-    hub = ScorerHub(slow_factory)
+    hub = ScorerPool(slow_factory)
     config = ScoringConfig()
     got = []
     threads = [threading.Thread(target=lambda: got.append(hub.get(config))) for _ in range(4)]
@@ -51,7 +51,7 @@ def test_hub_frees_the_old_scorer_before_loading_another():
         held.append(config.model)
         return Counted(config)
 
-    hub = ScorerHub(factory)
+    hub = ScorerPool(factory)
     first = hub.get(ScoringConfig(model="a"))
     assert hub.get(ScoringConfig(model="a")) is first
     second = hub.get(ScoringConfig(model="b"))
@@ -64,7 +64,7 @@ def test_hub_wraps_unexpected_load_errors_and_keeps_working():
             raise RuntimeError("weights are corrupt")
         return Counted(config)
 
-    hub = ScorerHub(factory)
+    hub = ScorerPool(factory)
     with pytest.raises(ModelLoadError, match="could not load model 'bad': RuntimeError: weights are corrupt"):
         hub.get(ScoringConfig(model="bad"))
     assert hub.loaded_config is None
@@ -77,7 +77,7 @@ def test_hub_keeps_the_working_model_when_another_fails_to_load():
             raise ModelLoadError("typo: no such folder or file")
         return Counted(config)
 
-    hub = ScorerHub(factory)
+    hub = ScorerPool(factory)
     working = hub.get(ScoringConfig(model="good"))
     with pytest.raises(ModelLoadError, match="no such folder"):
         hub.get(ScoringConfig(model="typo"))
@@ -128,7 +128,7 @@ def test_bind_keeps_what_gradio_inspects():
 
 
 def test_building_the_app_loads_no_model(tmp_path):
-    from ui.app import build_app
+    from ui.gradio_app import build_app
 
     loads = []
     demo = build_app(AppSettings(work_dir=tmp_path), scorer_factory=lambda c: loads.append(c))
@@ -140,7 +140,7 @@ def test_switching_mode_keeps_the_loaded_weights(tiny_model_dir):
     from core.engine.conversation import from_utterances
     from core.engine.followups import followups_from_mapping
 
-    hub = ScorerHub()
+    hub = ScorerPool()
     base = ScoringConfig(model=str(tiny_model_dir), device="cpu")
     first = hub.get(base)
     second = hub.get(base.with_changes(mode="feedback", aggregation="sum"))

@@ -23,7 +23,7 @@ def main() -> None:
     import core.mining.policy
     from tests.fakes import FakeScorer
     from tests.mining.test_mining import ScriptedPolicy
-    from ui.app import build_app, launch_options
+    from ui.gradio_app import build_app, launch_options
     from ui.settings import AppSettings
 
     # the forked GPU worker inherits this: the default policy factory finds no model to load

@@ -27,7 +27,7 @@ from core.evaluation.entries import (
     pair_key,
     precomputed_lists,
 )
-from core.evaluation.records import Record
+from core.records import Record
 from core.names import CHOSEN, PAIRWISE, REJECTED
 
 

@@ -22,7 +22,7 @@ from ui import plots
 from ui.errors import user_errors
 from ui.state import AppState
 from ui.markdown import code_block
-from ui.tab_batch import check_run_size, detect_files, evaluate, upload_paths
+from ui.tabs.batch import check_run_size, detect_files, evaluate, upload_paths
 
 
 @user_errors

@@ -2,7 +2,7 @@
 
 Each tab module exposes `build(ctx: AppContext)`, called inside its `gr.Tab`; the builder owns
 the tab itself.
-Building the app loads no model: the shared `ScorerHub` loads one on the first request.
+Building the app loads no model: the shared `ScorerPool` loads one on the first request.
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from typing import Any
 
 import gradio as gr
 
-from ui import client_limits, tab_about, tab_batch, tab_dashboards, tab_mine, tab_score
+from ui import client_limits
+from ui.tabs import about as tab_about
+from ui.tabs import batch as tab_batch
+from ui.tabs import dashboards as tab_dashboards
+from ui.tabs import mine as tab_mine
+from ui.tabs import score as tab_score
 from ui.context import AppContext, render_controls
 from ui.settings import AppSettings
 from ui.state import AppState, ScorerFactory

@@ -24,7 +24,7 @@ from core.evaluation.benchmark import Benchmark, describe_benchmarks
 from core.evaluation.detect import detect_benchmarks
 from core.names import COL_CI_HIGH, COL_CI_LOW, COL_P, COL_VALUE, KINDS, METRICS_BY_KIND, METRICS_COLUMNS
 from core.evaluation.elo import EloTable, load_elo, parse_elo_map
-from core.evaluation.hub import dataset_file
+from core.evaluation.named_datasets import dataset_file
 from core.errors import BenchmarkFormatError
 from core.evaluation.report import EvaluationReport
 from core.evaluation.runner import EvaluationOptions, run_evaluation
@@ -98,7 +98,7 @@ def stage(paths: Sequence[str], folder: Path) -> list[Path]:
 
 def named_dataset(dataset: str | None, split: str | None, settings: AppSettings | None) -> list[Path]:
     """The Parquet copy of the dataset a visitor named, if any. In hosted mode only the owner's
-    list is accepted, checked before the disk or the network is touched (`core.evaluation.hub`)."""
+    list is accepted, checked before the disk or the network is touched (`core.evaluation.named_datasets`)."""
     if not (dataset or "").strip():
         return []
     policy = settings.dataset_policy if settings is not None else None

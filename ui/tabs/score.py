@@ -25,7 +25,7 @@ from core.engine.followups import (FollowupSet, chosen_followups, default_follow
 from core.engine.results import ConversationScore
 from core.engine.stopping import stop_when
 from ui import examples, exports, gpu, plots
-from ui.explain import explain_comparison, explain_conversation
+from ui.tabs.score_explain import explain_comparison, explain_conversation
 from ui.plots import display_frame
 from ui.abandoned import abandoned
 from ui.context import AppContext
@@ -70,7 +70,7 @@ def score_all(state: AppState, conversations: list[Conversation], followups: Fol
     config = state.config_for(model, mode, aggregation)
     if state.settings.zero_gpu:
         progress(0.1, desc="Scoring on the GPU (the first request there also loads the model)")
-    elif state.hub.needs_load(config):
+    elif state.scorers.needs_load(config):
         progress(0.1, desc=f"Loading {config.model} (once; later requests reuse it)")
     else:
         progress(0.5, desc="Scoring the follow-ups")

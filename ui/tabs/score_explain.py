@@ -3,7 +3,7 @@ whose likelihood changed most between two replies.
 
 `core.engine.explain` computes the values; `tokens_html` only draws them: every token of a
 follow-up coloured by its log-probability (darker = less likely), the follow-ups that moved the
-FLR most first. Handlers are plain functions of (state, inputs...), as in `ui.tab_score`.
+FLR most first. Handlers are plain functions of (state, inputs...), as in `ui.tabs.score`.
 """
 
 from __future__ import annotations

@@ -185,8 +185,8 @@ def build(ctx: AppContext) -> None:
 
 
 def _followup_section(ctx: AppContext) -> None:
-    """Per-follow-up diagnostics on labelled files (`ui.followup_report`)."""
-    from ui.followup_report import followup_diagnostics
+    """Per-follow-up diagnostics on labelled files (`ui.tabs.dashboards_followups`)."""
+    from ui.tabs.dashboards_followups import followup_diagnostics
     from ui.state import bind
 
     with gr.Accordion("Follow-up diagnostics: which follow-ups separate good replies from bad",
