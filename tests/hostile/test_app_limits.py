@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from core.errors import ConfigError
+from tests.app_process import stop, wait_until_answering
 from tests.ui.test_app_client import free_port
 from ui import client_limits
 from ui.client_limits import TrustedProxies, client_address
@@ -56,27 +57,11 @@ def space_app(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
                                   stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if server.poll() is not None:
-                pytest.fail("the app stopped while starting:\n" + log.read_text()[-3000:])
-            try:
-                if httpx.get(url + "/", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the app did not answer on {url} within {START_TIMEOUT} s")
-            time.sleep(0.3)
+        wait_until_answering(server, url + "/", START_TIMEOUT, log.read_text)
         yield url, gate, tmp / "gradio"
     finally:
         gate.touch()
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 @pytest.fixture(scope="module")

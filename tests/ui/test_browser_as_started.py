@@ -21,7 +21,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from tests.app_process import stop, wait_until_answering
 from tests.ui.paper_pair import ACCURACY, write_paper_pair
 from tests.ui.test_app_client import free_port
 from tests.ui.test_browser import TIMEOUT_MS, browser, open_tab, plot_drawn, shoot, wait_text  # noqa: F401
@@ -81,7 +81,6 @@ def user_environment(home: Path, tmp: Path, port: int, zero_gpu: bool, gpu_log: 
 @contextmanager
 def app_as_started(tmp_path: Path, zero_gpu: bool) -> Iterator[tuple[str, Path, Path, Path]]:
     """`python app.py` from the repository root; yield (URL, HOME, log file, GPU-call log)."""
-    import httpx
 
     home, tmp = tmp_path / "home", tmp_path / "elsewhere-tmp"
     home.mkdir()
@@ -94,27 +93,10 @@ def app_as_started(tmp_path: Path, zero_gpu: bool) -> Iterator[tuple[str, Path, 
                                   stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if server.poll() is not None:
-                pytest.fail("app.py stopped while starting:\n" + log_path.read_text()[-3000:])
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer on {url} within {START_TIMEOUT} s:\n"
-                            + log_path.read_text()[-3000:])
-            time.sleep(0.5)
+        wait_until_answering(server, url, START_TIMEOUT, log_path.read_text, name="app.py", poll=0.5)
         yield url, home, log_path, gpu_log
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 def download_links(page, elem_id: str, expected: int) -> list[str]:

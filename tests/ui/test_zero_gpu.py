@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +19,7 @@ from typing import Iterator
 import pytest
 
 from core.engine.followups import default_followups
+from tests.app_process import stop, wait_until_answering
 from tests.ui.test_app_client import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,37 +31,21 @@ START_TIMEOUT = 90  # seconds for the app to come up on a busy machine (not a me
 @contextmanager
 def zero_gpu_app(tmp_path: Path, **env: str) -> Iterator[tuple[str, Path]]:
     """Start tests/ui/zero_gpu_app.py; yield its URL and the file listing its GPU calls."""
-    import httpx
-
     port, log = free_port(), tmp_path / "gpu-calls.jsonl"
     environ = {**os.environ, "SPACES_ZERO_GPU": "true", "SPACE_ID": "someone/flr-studio",
                "FLR_WORK_DIR": str(tmp_path / "work"), "FLR_STUB_GPU_LOG": str(log),
                "GRADIO_SERVER_PORT": str(port), "OMP_NUM_THREADS": "1", **env}
     environ.pop("FLR_ALLOWED_MODELS", None)
-    server = subprocess.Popen([sys.executable, "-m", "tests.ui.zero_gpu_app"], cwd=ROOT, env=environ,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    app_log = tmp_path / "app.log"  # a file, not a pipe nobody drains while the app runs
+    with open(app_log, "w", encoding="utf-8") as out:
+        server = subprocess.Popen([sys.executable, "-m", "tests.ui.zero_gpu_app"], cwd=ROOT, env=environ,
+                                  stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if server.poll() is not None:
-                pytest.fail("the app stopped while starting:\n" + server.stdout.read()[-3000:])
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the app did not answer on {url} within {START_TIMEOUT} s")
-            time.sleep(0.3)
+        wait_until_answering(server, url, START_TIMEOUT, app_log.read_text)
         yield url, log
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 def gpu_calls(log: Path) -> list[str]:
