@@ -29,7 +29,8 @@ matrix-multiply rate and the full-compute floor in each (both measured in this r
 bf16 / fp32, what `--dtype auto` picks here, and the agreement of bf16 with fp32 on held-out
 pairs (`--pairs N`, default 200: half HH-RLHF helpful-base test, half LLMBar Natural): the
 largest and mean per-follow-up difference, the share of pairs whose preferred reply changes,
-and the overall FLR in each (`decision_agreement`).
+and the overall FLR in each (`decision_agreement`). `--int8` also times int8 dynamic
+quantisation of the decoder's linear layers on the long reply and compares its scores with fp32's.
 
     .venv/bin/python benchmarks/bench_scoring.py                     # embedded, CPU, float32
     .venv/bin/python benchmarks/bench_scoring.py --pairs 40          # a shorter fp32/bf16 comparison
@@ -96,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="held-out pairs for the bf16 / fp32 agreement (0: none)")
     parser.add_argument("--pair-data", type=Path,
                         help="folder holding " + " and ".join(PAIR_SETS) + " (default: --data's parent)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time int8 dynamic quantisation of the decoder's linear layers "
+                             "(torch.ao, per output channel) on the long reply, against fp32")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -343,9 +347,47 @@ def compare_precision(config: ScoringConfig, followups: Any, texts: list[str],
     result["bf16_over_fp32"] = bf16["engine_s"] / fp32["engine_s"]
     print(f"bf16 / fp32 engine time on the long reply: {result['bf16_over_fp32']:.2f} "
           f"(bf16 / fp32 matmul rate: {bf16['matmul_flops'] / fp32['matmul_flops']:.2f})")
+    if args.int8:
+        result["int8"] = compare_int8(config, scorers["float32"], conversation, followups, texts, args)
     if args.pairs > 0:
         result["agreement"] = pair_agreement(scorers, followups, texts, args)
     return result
+
+
+def compare_int8(config: ScoringConfig, fp32: FLRScorer, conversation: Conversation, followups: Any,
+                 texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """int8 dynamic quantisation (`torch.ao.quantization.quantize_dynamic`, per-output-channel
+    weights, activations quantised per tensor at run time) of the decoder's linear layers, the
+    output head left as it is: the long reply's engine time and its scores against fp32's."""
+    import warnings
+
+    from torch.ao import quantization
+
+    dtype_config = config.with_changes(dtype="float32")
+    loaded = load_model(dtype_config)
+    if args.random_config:
+        loaded = random_model(loaded, Path(args.random_config), dtype_config)
+    with warnings.catch_warnings():  # torch.ao's quantised modules are deprecated in favour of torchao
+        warnings.simplefilter("ignore")
+        quantization.quantize_dynamic(loaded.model.get_decoder(),
+                                      {torch.nn.Linear: quantization.per_channel_dynamic_qconfig},
+                                      inplace=True)
+    scorer = FLRScorer(loaded, dtype_config)
+    int8_scores = scorer.score(conversation, followups)  # warm-up and self-check
+    fast = scorer.uses_shared_prefix
+    times = _timed(lambda: scorer.score(conversation, followups), args.repeats if fast else 1, loaded)
+    reference = fp32.score(conversation, followups)
+    worst = max(abs(a - b) for a, b in zip(_flat(reference, texts), _flat(int8_scores, texts)))
+    fp32_s = statistics.median(_timed(lambda: fp32.score(conversation, followups), args.repeats, fp32.loaded))
+    row = {"engine_s": statistics.median(times), "engine_all_s": times, "fp32_engine_s": fp32_s,
+           "shared_prefix": fast, "max_followup_difference": worst,
+           "flr": int8_scores.flr, "fp32_flr": reference.flr}
+    print(f"int8 dynamic (decoder linears): long reply {row['engine_s']:.3f} s against fp32's "
+          f"{fp32_s:.3f} s ({fp32_s / row['engine_s']:.2f}x"
+          f"{'' if fast else '; the shared-prefix self-check failed: per-sequence scoring'}); "
+          f"overall FLR {int8_scores.flr:.4f} against fp32's {reference.flr:.4f} "
+          f"(difference {int8_scores.flr - reference.flr:+.4f}), per-follow-up |difference| max {worst:.4f}")
+    return row
 
 
 def pair_agreement(scorers: dict[str, FLRScorer], followups: Any, texts: list[str],

@@ -28,7 +28,7 @@ def _bench_module():
 def test_benchmark_runs_and_engine_agrees_with_the_loop(tiny_model_dir, shared_data, tmp_path, capsys):
     out = tmp_path / "bench.json"
     status = _bench_module().main(["--model", str(tiny_model_dir), "--data", str(shared_data / "mt_bench_questions"),
-                                   "--skip-lm-eval", "--repeats", "2", "--pairs", "3", "--json", str(out)])
+                                   "--skip-lm-eval", "--repeats", "2", "--pairs", "3", "--int8", "--json", str(out)])
     assert status == 0
     report = json.loads(out.read_text())
     precision = report["precision"]
@@ -37,6 +37,8 @@ def test_benchmark_runs_and_engine_agrees_with_the_loop(tiny_model_dir, shared_d
     agreement = precision["agreement"]  # 3 pairs: 1 HH-RLHF, 2 LLMBar (the second set takes the rest)
     assert agreement["pairs"] == 3 and sum(agreement["sources"].values()) == 3
     assert 0 < agreement["max_followup_difference"] < 0.05  # bf16 really ran, and stayed close
+    int8 = precision["int8"]  # int8 dynamic quantisation timed and compared with fp32 on the long reply
+    assert int8["engine_s"] > 0 and int8["fp32_engine_s"] > 0 and 0 < int8["max_followup_difference"] < 10
     assert [row["name"] for row in report["rows"]] == ["2-turn", "long"]
     for row in report["rows"]:
         assert row["agree"] is True
@@ -44,7 +46,7 @@ def test_benchmark_runs_and_engine_agrees_with_the_loop(tiny_model_dir, shared_d
         assert len(row["engine_floor_pairwise_all"]) == 2
         assert row["engine_floor_pairwise"] > 0
     printed = capsys.readouterr().out
-    assert "agree" in printed and "preferred reply changed on" in printed and "native bf16" in printed
+    assert "agree" in printed and "preferred reply changed on" in printed and "native bf16" in printed and "int8 dynamic" in printed
 
 
 def test_decision_agreement_counts_changed_preferences_and_differences_by_hand():
