@@ -34,7 +34,7 @@ class ScoringConfig:
 
     model: str = EMBEDDED_MODEL  # Hub id (ORG/NAME@REV pins a revision), local folder, .gguf file, or "embedded"
     device: str = "auto"  # "auto" picks CUDA, then Apple MPS, then CPU
-    dtype: str = "auto"  # "auto": bf16 on GPUs with it, else fp16 on GPU; on CPU bf16 only with bf16 hardware, else fp32
+    dtype: str = "auto"  # "auto": bf16 on GPUs with it, else fp16 on GPU; fp32 on CPU (core.engine.precision says why)
     mode: str = "base"  # "base": follow-up is the next user turn; "feedback": role-swapped scorer
     aggregation: str = "mean"  # per-token log-likelihood "mean" or "sum"; "paper" = released scripts' raw logits
     batch_size: int | str = 32  # follow-ups of up to 64 tokens per pass, or "auto"; results do not depend on it

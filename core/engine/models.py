@@ -92,8 +92,8 @@ def resolve_device(name: str) -> Any:
 
 
 def resolve_dtype(name: str, device: Any) -> Any:
-    """"auto": bfloat16 on GPUs that support it, float16 on other GPUs; on CPU bfloat16 only
-    where the CPU has bf16 hardware, float32 elsewhere (`core.engine.precision.decide_dtype`)."""
+    """"auto": bfloat16 on GPUs that support it, float16 on other GPUs; on CPU float32 unless the
+    CPU has bf16 hardware and bf16's measured agreement holds (`core.engine.precision.decide_dtype`)."""
     import torch
 
     from core.engine.precision import decide_dtype

@@ -40,20 +40,44 @@ def test_cpuinfo_gives_the_first_processors_name_and_flags():
     assert precision.parse_cpuinfo(AMD_AVX2).describe() == "AMD EPYC (avx2; no amx_bf16, avx512_bf16)"
 
 
-@pytest.mark.parametrize("cpuinfo, expected", [(XEON_AMX, torch.bfloat16), (AVX512_BF16, torch.bfloat16),
-                                               (AMD_AVX2, torch.float32), ("", torch.float32)])
-def test_auto_picks_bf16_on_cpu_only_with_bf16_hardware(monkeypatch, cpuinfo, expected):
+HOLDS = precision.Agreement(pairs=200, changed=2, where="a test", command="-")  # 1%: the bar, met
+
+
+@pytest.mark.parametrize("cpuinfo", [XEON_AMX, AVX512_BF16, AMD_AVX2, ""])
+def test_auto_stays_fp32_on_every_cpu_while_the_measured_agreement_fails(monkeypatch, cpuinfo):
+    """The recorded measurement (7 of 200 pairs changed) fails the 1% bar, so native bf16
+    hardware alone does not make `auto` pick bf16; asked-for dtypes are always taken."""
     use_cpu(monkeypatch, cpuinfo)
-    assert resolve_dtype("auto", CPU) == expected
+    assert not precision.BF16_CPU_AGREEMENT.holds
+    assert resolve_dtype("auto", CPU) == torch.float32
     assert resolve_dtype("float32", CPU) == torch.float32  # asked for: always fp32
     assert resolve_dtype("bfloat16", CPU) == torch.bfloat16
+
+
+@pytest.mark.parametrize("cpuinfo, expected", [(XEON_AMX, torch.bfloat16), (AVX512_BF16, torch.bfloat16),
+                                               (AMD_AVX2, torch.float32), ("", torch.float32)])
+def test_with_an_agreement_that_holds_auto_picks_bf16_on_cpu_only_with_bf16_hardware(monkeypatch, cpuinfo,
+                                                                                       expected):
+    use_cpu(monkeypatch, cpuinfo)
+    monkeypatch.setattr(precision, "BF16_CPU_AGREEMENT", HOLDS)
+    assert resolve_dtype("auto", CPU) == expected
+    assert resolve_dtype("float32", CPU) == torch.float32
+
+
+def test_the_agreement_bar_is_one_percent_of_the_pairs():
+    assert precision.Agreement(200, 2, "", "").holds and not precision.Agreement(200, 3, "", "").holds
+    assert not precision.Agreement(0, 0, "", "").holds  # no measurement: no bf16
 
 
 def test_the_decision_and_the_cpu_are_stated(monkeypatch):
     use_cpu(monkeypatch, XEON_AMX)
     block = precision.decide_dtype("auto", CPU).as_dict()
-    assert block["dtype"] == "bfloat16" and "amx_bf16" in block["reason"]
+    assert block["dtype"] == "float32" and "amx_bf16" in block["reason"]  # native, but the agreement fails
+    assert "7 of 200 held-out pairs (3.5%" in block["reason"] and "--dtype bfloat16" in block["reason"]
     assert block["cpu"].startswith("Intel(R) Xeon(R) Platinum 8481C (")
+    monkeypatch.setattr(precision, "BF16_CPU_AGREEMENT", HOLDS)
+    block = precision.decide_dtype("auto", CPU).as_dict()
+    assert block["dtype"] == "bfloat16" and "amx_bf16" in block["reason"]
     use_cpu(monkeypatch, AMD_AVX2)
     block = precision.decide_dtype("auto", CPU).as_dict()
     assert block == {"requested": "auto", "dtype": "float32", "cpu": "AMD EPYC (avx2; no amx_bf16, avx512_bf16)",
@@ -63,7 +87,8 @@ def test_the_decision_and_the_cpu_are_stated(monkeypatch):
 
 
 def test_a_loaded_model_and_its_scorer_carry_the_decision_it_was_loaded_under(tiny_model_dir, monkeypatch):
-    use_cpu(monkeypatch, XEON_AMX)  # auto picks bf16 here: the decision is what was loaded
+    use_cpu(monkeypatch, XEON_AMX)
+    monkeypatch.setattr(precision, "BF16_CPU_AGREEMENT", HOLDS)  # auto picks bf16: the decision is what was loaded
     config = ScoringConfig(model=str(tiny_model_dir), device="cpu", dtype="auto")
     loaded = load_model(config)
     assert loaded.dtype == torch.bfloat16 and loaded.dtype_decision.dtype == "bfloat16"
