@@ -95,7 +95,7 @@ class Agreement:
 # holds, on more models, is what would let `auto` pick bf16 on native-bf16 CPUs.
 BF16_CPU_AGREEMENT = Agreement(
     pairs=200, changed=7, where="the embedded SmolLM2-135M-Instruct, AMD EPYC with avx512_bf16",
-    command="benchmarks/bench_scoring.py --dtype auto --pairs 200")
+    command="benchmarks/bench_scoring.py --dtype bfloat16 --pairs 200")
 
 
 @functools.lru_cache(maxsize=1)
