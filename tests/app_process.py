@@ -1,16 +1,24 @@
 """An app started as its own process, the way a user starts it: wait until its page answers,
 stop it afterwards. Shared by the tests that start `app.py` (or a test app module) in a
 subprocess (tests/ui/test_browser_as_started.py, tests/ui/test_zero_gpu.py,
-tests/hostile/test_app_limits.py)."""
+tests/hostile/test_app_limits.py), and `free_port` for every test that starts a server."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from typing import Callable
 
 import httpx
 import pytest
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (the OS picks it; free again once closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_until_answering(server: subprocess.Popen, url: str, timeout: float, log: Callable[[], str],

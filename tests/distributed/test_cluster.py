@@ -11,10 +11,12 @@ from __future__ import annotations
 import gzip
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
+import torch
 
 from core.cli.main import main
 from core.distributed.mining import ClusterMiner
@@ -37,6 +39,20 @@ FOLLOWUPS = followups_from_mapping({
     "correctness": {"positive": ["Right!"], "negative": ["That is wrong."]},
 })
 TWO_WORKERS = ClusterSettings(address="local", workers=2, shard_size=4)
+
+
+@contextmanager
+def worker_threads() -> Iterator[None]:
+    """Run the single-process reference with one torch thread, as each worker runs: a Ray task of
+    `num_cpus=1` gets OMP_NUM_THREADS=1. The CPU's matrix library may split a small multiply
+    differently over 2 threads than over 1 (seen on an AVX512 EPYC: 5-row products differed by
+    2e-6), so "to the last bit" holds between processes of the same thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def write_set(tmp_path: Path) -> Path:
@@ -93,7 +109,8 @@ def test_score_on_two_workers_matches_one_process_and_reruns_from_the_cache(
                              for i in range(7)))
     common = ["--input", str(convs), "--model", str(tiny_model_dir), "--followups", str(write_set(tmp_path)),
               "--device", "cpu"]
-    assert main(["score", *common, "--output", str(tmp_path / "one.jsonl")]) == 0
+    with worker_threads():
+        assert main(["score", *common, "--output", str(tmp_path / "one.jsonl")]) == 0
     ray_args = ["--ray", "local", "--workers", "2", "--shard-size", "3"]
     assert main(["score", *common, "--output", str(tmp_path / "two.jsonl"), *ray_args]) == 0
     assert "7 scored on 2 Ray worker(s), 0 from the score cache" in capsys.readouterr().err
@@ -111,7 +128,8 @@ def test_evaluate_on_two_workers_gives_the_single_process_report(
     path = hh_slice(shared_data, tmp_path, n=5)
     common = [str(path), "--model", str(tiny_model_dir), "--followups", str(write_set(tmp_path)),
               "--device", "cpu", "--bootstrap", "200"]
-    assert main(["evaluate", *common, "--no-cache", "--report", str(tmp_path / "one.json")]) == 0
+    with worker_threads():
+        assert main(["evaluate", *common, "--no-cache", "--report", str(tmp_path / "one.json")]) == 0
     assert main(["evaluate", *common, "--cache", str(tmp_path / "s.sqlite"), "--report", str(tmp_path / "two.json"),
                  "--ray", "local", "--workers", "2", "--shard-size", "2"]) == 0
     one = json.loads((tmp_path / "one.json").read_text())
@@ -128,7 +146,8 @@ def test_mine_on_two_workers_gives_the_single_process_samples(
     common = ["--prompts", str(prompts), "--policy", str(tiny_model_dir), "--scorer", str(tiny_model_dir),
               "--followups", str(write_set(tmp_path)), "--device", "cpu", "--samples", "2",
               "--max-new-tokens", "6", "--generation-batch-size", "2", "--no-progress"]
-    assert main(["mine", *common, "--output-dir", str(tmp_path / "one")]) == 0
+    with worker_threads():
+        assert main(["mine", *common, "--output-dir", str(tmp_path / "one")]) == 0
     assert main(["mine", *common, "--output-dir", str(tmp_path / "two"),
                  "--ray", "local", "--workers", "2"]) == 0
     one = (tmp_path / "one" / "flr_samples.jsonl").read_text()

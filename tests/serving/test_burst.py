@@ -8,7 +8,6 @@ per request, every request at once, {"query", "prompts", "labels"} bodies."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
@@ -22,14 +21,9 @@ from core.engine.followups import default_followups
 from core.serving.server import ServeConfig, create_app
 from core.serving.batcher import BatchWorker, ServerBusy
 from tests.fakes import FakeScorer
+from tests.app_process import free_port
 
 CHATML = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Serving:

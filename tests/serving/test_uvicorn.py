@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,14 +13,9 @@ from core.serving.server import ServeConfig, create_app
 from core.serving.client import RetryPolicy
 from core.serving.reward import FLRReward, RewardServerError, post_json
 from tests.serving.conftest import CONVERSATIONS
+from tests.app_process import free_port
 
 TOKEN = "t0ken"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

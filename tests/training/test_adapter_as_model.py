@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from core.engine.followups import default_followups
 from ui.tabs import score as tab_score
 from ui.settings import AppSettings
 from ui.state import AppState
+from tests.app_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "adapter-t0ken"
@@ -40,12 +40,6 @@ def flr_score(tmp_path: Path, model: Path, mode: str) -> list[float]:
     assert main(["score", "--input", str(convs), "--output", str(out), "--model", str(model),
                  "--mode", mode, "--device", "cpu"]) == 0
     return [json.loads(line)["flr"] for line in out.read_text().splitlines()]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

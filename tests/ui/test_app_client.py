@@ -5,7 +5,6 @@ The app is launched in-process on a free port with a fake scorer, so no model is
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,15 +14,10 @@ from typing import Iterator
 import pytest
 
 from core.engine.followups import default_followups
+from tests.app_process import free_port
 from tests.ui.test_ui_score import FakeScorer
 from ui.gradio_app import build_app, launch_options
 from ui.settings import AppSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
