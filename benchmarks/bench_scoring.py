@@ -323,10 +323,7 @@ def compare_precision(config: ScoringConfig, followups: Any, texts: list[str],
                               "dtypes": {}}
     scorers = {}
     for dtype in ("float32", "bfloat16"):
-        dtype_config = config.with_changes(dtype=dtype)
-        loaded = load_model(dtype_config)
-        if args.random_config:
-            loaded = random_model(loaded, Path(args.random_config), dtype_config)
+        dtype_config, loaded = _load_in(config, dtype, args)
         scorer = scorers[dtype] = FLRScorer(loaded, dtype_config)
         params = loaded.model.num_parameters()
         requests = render(loaded.tokenizer, conversation, texts, mode="base", aggregation="mean",
@@ -348,25 +345,24 @@ def compare_precision(config: ScoringConfig, followups: Any, texts: list[str],
     print(f"bf16 / fp32 engine time on the long reply: {result['bf16_over_fp32']:.2f} "
           f"(bf16 / fp32 matmul rate: {bf16['matmul_flops'] / fp32['matmul_flops']:.2f})")
     if args.int8:
-        result["int8"] = compare_int8(config, scorers["float32"], conversation, followups, texts, args)
+        result["int8"] = compare_int8(config, scorers["float32"], fp32["engine_s"], conversation, followups,
+                                      texts, args)
     if args.pairs > 0:
         result["agreement"] = pair_agreement(scorers, followups, texts, args)
     return result
 
 
-def compare_int8(config: ScoringConfig, fp32: FLRScorer, conversation: Conversation, followups: Any,
-                 texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def compare_int8(config: ScoringConfig, fp32: FLRScorer, fp32_s: float, conversation: Conversation,
+                 followups: Any, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """int8 dynamic quantisation (`torch.ao.quantization.quantize_dynamic`, per-output-channel
     weights, activations quantised per tensor at run time) of the decoder's linear layers, the
-    output head left as it is: the long reply's engine time and its scores against fp32's."""
+    output head left as it is: the long reply's engine time (against `fp32_s`, fp32's time on
+    it in this run) and its scores against fp32's."""
     import warnings
 
     from torch.ao import quantization
 
-    dtype_config = config.with_changes(dtype="float32")
-    loaded = load_model(dtype_config)
-    if args.random_config:
-        loaded = random_model(loaded, Path(args.random_config), dtype_config)
+    dtype_config, loaded = _load_in(config, "float32", args)
     with warnings.catch_warnings():  # torch.ao's quantised modules are deprecated in favour of torchao
         warnings.simplefilter("ignore")
         quantization.quantize_dynamic(loaded.model.get_decoder(),
@@ -378,7 +374,6 @@ def compare_int8(config: ScoringConfig, fp32: FLRScorer, conversation: Conversat
     times = _timed(lambda: scorer.score(conversation, followups), args.repeats if fast else 1, loaded)
     reference = fp32.score(conversation, followups)
     worst = max(abs(a - b) for a, b in zip(_flat(reference, texts), _flat(int8_scores, texts)))
-    fp32_s = statistics.median(_timed(lambda: fp32.score(conversation, followups), args.repeats, fp32.loaded))
     row = {"engine_s": statistics.median(times), "engine_all_s": times, "fp32_engine_s": fp32_s,
            "shared_prefix": fast, "max_followup_difference": worst,
            "flr": int8_scores.flr, "fp32_flr": reference.flr}
@@ -388,6 +383,15 @@ def compare_int8(config: ScoringConfig, fp32: FLRScorer, conversation: Conversat
           f"overall FLR {int8_scores.flr:.4f} against fp32's {reference.flr:.4f} "
           f"(difference {int8_scores.flr - reference.flr:+.4f}), per-follow-up |difference| max {worst:.4f}")
     return row
+
+
+def _load_in(config: ScoringConfig, dtype: str, args: argparse.Namespace) -> tuple[ScoringConfig, LoadedModel]:
+    """`config` in `dtype` and its model (random weights from `--random-config` when given)."""
+    dtype_config = config.with_changes(dtype=dtype)
+    loaded = load_model(dtype_config)
+    if args.random_config:
+        loaded = random_model(loaded, Path(args.random_config), dtype_config)
+    return dtype_config, loaded
 
 
 def pair_agreement(scorers: dict[str, FLRScorer], followups: Any, texts: list[str],
