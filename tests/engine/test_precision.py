@@ -40,7 +40,7 @@ def test_cpuinfo_gives_the_first_processors_name_and_flags():
     assert precision.parse_cpuinfo(AMD_AVX2).describe() == "AMD EPYC (avx2; no amx_bf16, avx512_bf16)"
 
 
-HOLDS = precision.Agreement(pairs=200, changed=2, where="a test", command="-")  # 1%: the bar, met
+HOLDS = precision.Agreement(pairs=200, changed=2, where="a test")  # 1%: the bar, met
 
 
 @pytest.mark.parametrize("cpuinfo", [XEON_AMX, AVX512_BF16, AMD_AVX2, ""])
@@ -65,8 +65,8 @@ def test_with_an_agreement_that_holds_auto_picks_bf16_on_cpu_only_with_bf16_hard
 
 
 def test_the_agreement_bar_is_one_percent_of_the_pairs():
-    assert precision.Agreement(200, 2, "", "").holds and not precision.Agreement(200, 3, "", "").holds
-    assert not precision.Agreement(0, 0, "", "").holds  # no measurement: no bf16
+    assert precision.Agreement(200, 2, "").holds and not precision.Agreement(200, 3, "").holds
+    assert not precision.Agreement(0, 0, "").holds  # no measurement: no bf16
 
 
 def test_the_decision_and_the_cpu_are_stated(monkeypatch):
